@@ -1,0 +1,1 @@
+"""longrunning: run, track and truthfully cancel long-running operations."""

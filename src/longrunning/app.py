@@ -1,0 +1,178 @@
+"""The composition root: builds stores, the engine and the faces from Settings, and runs a node.
+
+Everything is wired here and nowhere else. `cli` parses flags into Settings and calls in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from longrunning.core.ports import OperationStore
+from longrunning.engine.config import EngineConfig
+from longrunning.engine.demo import DEMO_KINDS
+from longrunning.engine.kinds import HandlerRegistry
+from longrunning.engine.recovery import LeaseReaper
+from longrunning.engine.service import OperationService
+from longrunning.engine.worker import Worker
+from longrunning.faces.native.rest import http_exception_handler, native_routes
+from longrunning.stores import open_store
+
+log = logging.getLogger("longrunning")
+
+
+def default_data_dir() -> Path:
+    """$LONGRUNNING_DATA_DIR, else $XDG_DATA_HOME/longrunning, else ~/.local/share/longrunning."""
+    if explicit := os.environ.get("LONGRUNNING_DATA_DIR"):
+        return Path(explicit)
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "longrunning"
+
+
+def default_store_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'longrunning.db').resolve()}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    store_url: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    handler_modules: tuple[str, ...] = ()
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    embedded_worker: bool = True
+    """`serve` runs a worker in the same process unless this is off (API-only nodes)."""
+    max_body_bytes: int = 1_048_576
+
+
+def build_registry(modules: Sequence[str]) -> HandlerRegistry:
+    registry = HandlerRegistry(DEMO_KINDS)
+    for module in modules:
+        registry.add_module(module)
+    return registry
+
+
+def build_http_app(service: OperationService, settings: Settings) -> Starlette:
+    return Starlette(
+        routes=native_routes(service, max_body_bytes=settings.max_body_bytes),
+        exception_handlers={HTTPException: http_exception_handler},
+    )
+
+
+@contextlib.asynccontextmanager
+async def opened_store(url: str) -> AsyncIterator[OperationStore]:
+    store = open_store(url)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the node stops the server and workers in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _background(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    """Wait for `stop`, or fail fast if a background task dies."""
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    for task in done:
+        if task is not stopper and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+async def run_server(
+    settings: Settings, stop: asyncio.Event, *, on_ready: Callable[[str], None]
+) -> None:
+    """Serve the HTTP API (and, unless disabled, an embedded worker) until `stop` is set."""
+    registry = build_registry(settings.handler_modules)
+    async with opened_store(settings.store_url) as store:
+        service = OperationService(store, registry)
+        reaper = LeaseReaper(store, registry, config=settings.engine)
+        worker = (
+            Worker(store, registry, config=settings.engine, signals=service.signals)
+            if settings.embedded_worker
+            else None
+        )
+        sock = _bind(settings.host, settings.port)
+        config = uvicorn.Config(
+            build_http_app(service, settings),
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            lifespan="off",
+        )
+        server = _EmbeddedServer(config)
+        tasks = [asyncio.create_task(reaper.run(), name="reaper")]
+        if worker is not None:
+            tasks.append(asyncio.create_task(worker.run(), name="worker"))
+        http = asyncio.create_task(server.serve(sockets=[sock]), name="http")
+        while not server.started:
+            if http.done():
+                await http  # it failed to start: raise why
+            await asyncio.sleep(0.01)
+        host, port = sock.getsockname()[:2]
+        on_ready(f"http://{host}:{port}")
+        try:
+            await _background([*tasks, http], stop)
+        finally:
+            if worker is not None:
+                worker.stop()
+            server.should_exit = True
+            await asyncio.gather(http, *tasks[1:], return_exceptions=True)
+            tasks[0].cancel()
+            await asyncio.gather(tasks[0], return_exceptions=True)
+            sock.close()
+
+
+async def run_worker(
+    settings: Settings, stop: asyncio.Event, *, on_ready: Callable[[str], None]
+) -> None:
+    """Run a worker (and a reaper) on the store until `stop` is set."""
+    registry = build_registry(settings.handler_modules)
+    async with opened_store(settings.store_url) as store:
+        worker = Worker(store, registry, config=settings.engine)
+        reaper = LeaseReaper(store, registry, config=settings.engine)
+        tasks = [
+            asyncio.create_task(reaper.run(), name="reaper"),
+            asyncio.create_task(worker.run(), name="worker"),
+        ]
+        on_ready(worker.worker_id)
+        try:
+            await _background(tasks, stop)
+        finally:
+            worker.stop()
+            await asyncio.gather(tasks[1], return_exceptions=True)
+            tasks[0].cancel()
+            await asyncio.gather(tasks[0], return_exceptions=True)
+
+
+async def migrate(store_url: str) -> None:
+    """Apply pending migrations (opening a store applies them)."""
+    async with opened_store(store_url):
+        pass

@@ -1,0 +1,210 @@
+"""Human output of the `ops` commands with rich: operation panels, list tables, the live watch bar
+and one-line summaries. Rendering only: no HTTP, no argument parsing, no exit codes.
+
+Operations arrive as the native API's JSON dicts. Text from the server goes into `Text` objects,
+never into markup, so a phase like "[copy]" prints as written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskProgressColumn, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+Json = dict[str, Any]
+
+STATE_STYLES = {
+    "PENDING": "yellow",
+    "RUNNING": "cyan",
+    "SUCCEEDED": "green",
+    "FAILED": "red",
+    "CANCELLED": "magenta",
+}
+
+
+def state_text(op: Json) -> Text:
+    state = str(op.get("state", "?"))
+    text = Text()
+    text.append(state, style=STATE_STYLES.get(state, ""))
+    if op.get("cancelRequested") and not op.get("done"):
+        text.append(" (cancel requested)", style="magenta")
+    return text
+
+
+def _percent(op: Json) -> float:
+    value = op.get("progress", {}).get("percent", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _compact(value: object, limit: int = 200) -> str:
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _error_line(error: Json) -> str:
+    return f"{error.get('status', '?')} ({error.get('code', '?')}): {error.get('message', '')}"
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _short_time(value: object) -> str:
+    when = _parse_time(value)
+    return "" if when is None else when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _until(value: object) -> str | None:
+    when = _parse_time(value)
+    if when is None:
+        return None
+    seconds = max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return f"ETA {_duration(seconds)}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def operation_panel(op: Json) -> Panel:
+    """Every field a person asks about, one per row; absent fields are left out."""
+    progress = op.get("progress", {})
+    rows: list[tuple[str, Text | str | None]] = [
+        ("id", op.get("id")),
+        ("name", op.get("name")),
+        ("kind", op.get("kind")),
+        ("state", state_text(op)),
+        (
+            "progress",
+            f"{_percent(op):.0f}%" + (f"  {progress['phase']}" if progress.get("phase") else ""),
+        ),
+        (
+            "estimated completion",
+            None if op.get("done") else progress.get("estimatedCompletionTime"),
+        ),
+        ("cancellable", "yes" if op.get("cancellable") else "no"),
+        ("cancel requested", op.get("cancelRequestTime")),
+        ("cancel outcome", op.get("cancelOutcome")),
+        ("error", _error_line(op["error"]) if "error" in op else None),
+        ("result", _compact(op["result"]) if "result" in op else None),
+        ("request", _compact(op.get("request", {}))),
+        ("labels", ", ".join(f"{k}={v}" for k, v in op.get("labels", {}).items()) or None),
+        ("request id", op.get("requestId")),
+        ("target", op.get("target")),
+        ("queue", op.get("queue")),
+        ("attempt", f"{op.get('attempt', 0)} of {op.get('maxAttempts', 1)}"),
+        ("created", op.get("createTime")),
+        ("started", op.get("startTime")),
+        ("ended", op.get("endTime")),
+        ("updated", op.get("updateTime")),
+        ("deadline", op.get("deadline")),
+        ("version", str(op.get("version", ""))),
+    ]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        if value is not None and value != "":
+            grid.add_row(key, value if isinstance(value, Text) else Text(str(value)))
+    return Panel(
+        grid, title=Text(f"operation {op.get('kind', '')}"), title_align="left", expand=False
+    )
+
+
+def operations_table(ops: list[Json]) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("id", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("state")
+    table.add_column("percent", justify="right")
+    table.add_column("phase")
+    table.add_column("created", no_wrap=True)
+    table.add_column("parent")
+    for op in ops:
+        table.add_row(
+            Text(str(op.get("id", ""))),
+            Text(str(op.get("kind", ""))),
+            state_text(op),
+            f"{_percent(op):.0f}%",
+            Text(str(op.get("progress", {}).get("phase") or "")),
+            Text(_short_time(op.get("createTime"))),
+            Text(str(op.get("parent", ""))),
+        )
+    return table
+
+
+def summary(op: Json) -> Text:
+    """One line on how an operation ended (or stands)."""
+    text = Text(f"{op.get('kind', '')} {op.get('id', '')} ")
+    text.append_text(state_text(op))
+    elapsed = _elapsed(op)
+    if elapsed is not None:
+        text.append(f" after {elapsed}")
+    if op.get("cancelOutcome"):
+        text.append(f", cancel outcome {op['cancelOutcome']}")
+    error = op.get("error")
+    if op.get("state") == "FAILED" and isinstance(error, dict):
+        text.append(f": {_error_line(error)}")
+    return text
+
+
+def _elapsed(op: Json) -> str | None:
+    start, end = _parse_time(op.get("startTime")), _parse_time(op.get("endTime"))
+    if start is None or end is None:
+        return None
+    return _duration((end - start).total_seconds())
+
+
+class _EtaColumn(ProgressColumn):
+    """Counts down to the handler's estimated completion time between updates."""
+
+    def render(self, task: Task) -> Text:
+        return Text(_until(task.fields.get("eta")) or "", style="progress.remaining")
+
+
+async def live_watch(console: Console, updates: AsyncIterator[Json]) -> Json | None:
+    """Show a progress bar with state, phase and ETA until `updates` ends; the last operation."""
+    last: Json | None = None
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(complete_style="cyan", finished_style="green"),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[phase]}", markup=False),
+        _EtaColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("", total=100.0, phase="", eta=None)
+        async for op in updates:
+            last = op
+            progress.update(
+                task,
+                completed=_percent(op),
+                description=state_text(op).markup,
+                phase=str(op.get("progress", {}).get("phase") or ""),
+                eta=None
+                if op.get("done")
+                else op.get("progress", {}).get("estimatedCompletionTime"),
+            )
+    if last is not None:
+        console.print(summary(last), soft_wrap=True)
+    return last

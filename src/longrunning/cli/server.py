@@ -1,0 +1,167 @@
+"""`longrunning serve`, `worker` and `migrate`: flags into Settings, then app.py runs the node."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from longrunning.app import Settings, default_data_dir, default_store_url, migrate, run_server
+from longrunning.app import run_worker as run_worker_node
+from longrunning.engine.config import EngineConfig
+
+ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
+
+
+def _store_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("LONGRUNNING_STORE"),
+        help="store URL: sqlite:///path/to/file.db or memory:// (default: the SQLite file in "
+        "--data-dir; env LONGRUNNING_STORE)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the default SQLite store lives (env LONGRUNNING_DATA_DIR; "
+        "default ~/.local/share/longrunning)",
+    )
+
+
+def _engine_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--handlers",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE and register its @operation_kind handlers (repeatable)",
+    )
+    parser.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=float(os.environ.get("LONGRUNNING_LEASE_SECONDS", "10")),
+        help="lease length; a lost worker's operations are recovered within about this "
+        "(default 10)",
+    )
+    parser.add_argument(
+        "--retention-days",
+        type=float,
+        default=30.0,
+        help="finished operations are purged this many days after they end (default 30)",
+    )
+    parser.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        help="serve operations of this queue (repeatable; default: the 'default' queue)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("LONGRUNNING_LOG_LEVEL", "info"))
+
+
+def add_server_commands(sub: argparse._SubParsersAction[ParserT]) -> None:
+    serve = sub.add_parser("serve", help="run the HTTP API with an embedded worker")
+    _store_flags(serve)
+    _engine_flags(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; 0 picks)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=16,
+        metavar="N",
+        help="operations the embedded worker runs at once; 0 serves the API only (default 16)",
+    )
+    worker = sub.add_parser("worker", help="run a worker only, on the same store as a server")
+    _store_flags(worker)
+    _engine_flags(worker)
+    worker.add_argument(
+        "--concurrency", type=int, default=16, metavar="N", help="operations run at once"
+    )
+    mig = sub.add_parser("migrate", help="apply the store's pending schema migrations")
+    _store_flags(mig)
+
+
+def _settings(args: argparse.Namespace, *, concurrency: int) -> Settings:
+    if concurrency < 0:
+        raise ValueError("the number of workers must not be negative")
+    if args.lease_seconds <= 0:
+        raise ValueError("--lease-seconds must be positive")
+    return Settings(
+        store_url=_store_url(args),
+        host=getattr(args, "host", "127.0.0.1"),
+        port=getattr(args, "port", 8080),
+        handler_modules=tuple(args.handlers),
+        embedded_worker=concurrency > 0,
+        engine=EngineConfig(
+            lease_seconds=args.lease_seconds,
+            concurrency=max(concurrency, 1),
+            retention=timedelta(days=args.retention_days),
+            queues=tuple(args.queue) or ("default",),
+        ),
+    )
+
+
+def _store_url(args: argparse.Namespace) -> str:
+    if args.store:
+        return str(args.store)
+    data_dir: Path = args.data_dir or default_data_dir()
+    return default_store_url(data_dir)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def _until_signalled(run: object) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second signal: stop waiting for the drain
+            os._exit(130)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    assert callable(run)
+    await run(stop)
+
+
+async def run_serve(args: argparse.Namespace) -> int:
+    _configure_logging(args.log_level)
+    settings = _settings(args, concurrency=args.workers)
+
+    def ready(url: str) -> None:
+        print(f"longrunning serving {url} (store {settings.store_url})", flush=True)
+
+    await _until_signalled(lambda stop: run_server(settings, stop, on_ready=ready))
+    return 0
+
+
+async def run_worker(args: argparse.Namespace) -> int:
+    _configure_logging(args.log_level)
+    settings = _settings(args, concurrency=args.concurrency)
+
+    def ready(worker_id: str) -> None:
+        print(f"longrunning worker {worker_id} (store {settings.store_url})", flush=True)
+
+    await _until_signalled(lambda stop: run_worker_node(settings, stop, on_ready=ready))
+    return 0
+
+
+async def run_migrate(args: argparse.Namespace) -> int:
+    url = _store_url(args)
+    await migrate(url)
+    print(f"store {url} is migrated", flush=True)
+    return 0

@@ -1,0 +1,123 @@
+"""Listing queries, pages and the opaque page tokens that resume them. Pure: no I/O.
+
+Listing is keyset pagination over (create_time, id), so a page costs one index range scan
+however deep it is, and an operation created meanwhile never shifts later pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from longrunning.core.errors import InvalidRequest
+from longrunning.core.filtering import Filter, parse_filter
+from longrunning.core.operation import Operation
+from longrunning.core.timestamps import from_micros, to_micros
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where the previous page ended: the last operation's create time and id."""
+
+    create_time: datetime
+    id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperationQuery:
+    parent: str | None = None
+    """Only operations whose parent is exactly this; None lists every parent."""
+    filter_text: str = ""
+    filter: Filter | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
+    newest_first: bool = True
+    after: Cursor | None = None
+
+    def fingerprint(self) -> str:
+        """What a page token is bound to: the same parent, filter and order, nothing else."""
+        key = json.dumps([self.parent, self.filter_text, self.newest_first])
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    operations: list[Operation]
+    next_page_token: str | None
+
+
+def build_query(
+    *,
+    parent: str | None = None,
+    filter_text: str = "",
+    page_size: int | None = None,
+    page_token: str | None = None,
+    newest_first: bool = True,
+    max_page_size: int = MAX_PAGE_SIZE,
+) -> OperationQuery:
+    """Validate listing arguments from any face into one query."""
+    if page_size is None or page_size == 0:
+        page_size = DEFAULT_PAGE_SIZE
+    if page_size < 0:
+        raise InvalidRequest("page size must not be negative", reason="INVALID_PAGE_SIZE")
+    query = OperationQuery(
+        parent=parent,
+        filter_text=filter_text,
+        filter=parse_filter(filter_text),
+        page_size=min(page_size, max_page_size),
+        newest_first=newest_first,
+    )
+    if page_token:
+        return OperationQuery(
+            parent=query.parent,
+            filter_text=query.filter_text,
+            filter=query.filter,
+            page_size=query.page_size,
+            newest_first=query.newest_first,
+            after=decode_page_token(page_token, query),
+        )
+    return query
+
+
+def encode_page_token(query: OperationQuery, last: Operation) -> str:
+    body = json.dumps(
+        {"q": query.fingerprint(), "t": to_micros(last.create_time), "i": last.id},
+        separators=(",", ":"),
+    )
+    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, query: OperationQuery) -> Cursor:
+    bad = InvalidRequest(
+        "invalid page token: it is malformed or belongs to another query",
+        reason="INVALID_PAGE_TOKEN",
+    )
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        body = json.loads(raw)
+        fingerprint, micros, op_id = body["q"], body["t"], body["i"]
+    except (ValueError, binascii.Error, KeyError, TypeError, UnicodeDecodeError):
+        raise bad from None
+    if fingerprint != query.fingerprint() or not isinstance(micros, int):
+        raise bad
+    if not isinstance(op_id, str):
+        raise bad
+    return Cursor(create_time=from_micros(micros), id=op_id)
+
+
+def page_of(query: OperationQuery, rows: list[Operation]) -> Page:
+    """Cut rows fetched with `page_size + 1` into a page and the token for the next one."""
+    if len(rows) > query.page_size:
+        kept = rows[: query.page_size]
+        return Page(kept, encode_page_token(query, kept[-1]))
+    return Page(rows, None)
+
+
+def sort_key(op: Operation) -> tuple[datetime, str]:
+    return (op.create_time, op.id)

@@ -1,0 +1,83 @@
+"""The ports the core owns: what a store and a clock must do. Protocols only, no code.
+
+Stores speak `Operation`, never SQL: the memory store implements the same semantics, and one
+contract suite (tests/contract) pins every store to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import Protocol
+
+from longrunning.core.listing import OperationQuery, Page
+from longrunning.core.operation import Operation
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+Claim = Callable[[Operation], Operation]
+"""The lifecycle transition a store applies to the operation it picks, inside its transaction."""
+
+
+class OperationStore(Protocol):
+    async def open(self) -> None:
+        """Connect and apply (or check) migrations. Called once before anything else."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the store answers a trivial query."""
+
+    async def insert(self, op: Operation, *, exclusive_target: bool = False) -> Operation:
+        """Store a new operation (version 1) and return it as stored.
+
+        If its parent already holds an operation with the same request id, return that one
+        unchanged instead (the caller compares `request_hash`). With `exclusive_target`, raise
+        TargetBusy when a PENDING or RUNNING operation has the same target.
+        """
+
+    async def get(self, op_id: str) -> Operation:
+        """Raise OperationNotFound if absent."""
+
+    async def list_page(self, query: OperationQuery) -> Page: ...
+
+    async def replace(self, op: Operation, *, expected_version: int) -> Operation:
+        """Write `op` if the stored version is `expected_version`; return it with version + 1.
+
+        Raise StoreConflict if the version moved, OperationNotFound if the row is gone.
+        """
+
+    async def delete(self, op_id: str) -> None:
+        """Forget an operation. Raise OperationNotFound if absent."""
+
+    async def claim(
+        self, *, kinds: Collection[str], queues: Collection[str], now: datetime, claim: Claim
+    ) -> Operation | None:
+        """Atomically pick the oldest claimable operation and store `claim(op)` for it.
+
+        Claimable: PENDING, no cancel requested, kind in `kinds`, queue in `queues`,
+        `not_before` unset or past, and no RUNNING operation on the same target.
+        """
+
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[Operation]:
+        """RUNNING operations whose lease expired before `now`."""
+
+    async def overdue_pending(self, *, now: datetime, limit: int) -> list[Operation]:
+        """PENDING operations whose deadline passed before `now`."""
+
+    async def purge_finished(self, *, ended_before: datetime, limit: int) -> int:
+        """Delete up to `limit` terminal operations that ended before `ended_before`."""
+
+    def change_count(self) -> int:
+        """A counter that grows whenever any operation changed (in this process or, for stores
+        shared between processes, in another one as far as the store can tell)."""
+        ...
+
+    async def wait_for_change(self, seen: int, timeout: float) -> int:
+        """Wait until `change_count()` exceeds `seen` or `timeout` seconds pass; return it."""
+        ...

@@ -1,0 +1,87 @@
+"""LeaseReaper: recovers operations whose worker vanished, fails pending ones past their deadline,
+and purges finished ones past retention. Runs on every node; compare-and-set makes it safe for
+several reapers to race (only one write wins, the others see a conflict and move on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from longrunning.core import lifecycle
+from longrunning.core.errors import InvalidTransition, LongrunningError, StoreConflict
+from longrunning.core.operation import Operation
+from longrunning.core.ports import Clock, OperationStore
+from longrunning.engine.config import EngineConfig, SystemClock
+from longrunning.engine.kinds import HandlerRegistry
+
+log = logging.getLogger("longrunning.reaper")
+
+_BATCH = 100
+
+
+class LeaseReaper:
+    def __init__(
+        self,
+        store: OperationStore,
+        registry: HandlerRegistry,
+        *,
+        config: EngineConfig | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.config = config or EngineConfig()
+        self.clock = clock or SystemClock()
+
+    async def run(self) -> None:
+        next_purge = time.monotonic()
+        while True:
+            try:
+                await self.recover_once()
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + self.config.purge_interval_seconds
+                    await self.purge_once()
+            except LongrunningError as exc:
+                log.warning("reaper pass failed (%s); retrying", exc)
+            await asyncio.sleep(self.config.reaper_interval)
+
+    async def recover_once(self) -> int:
+        """One pass over expired leases and overdue pending operations; returns how many changed."""
+        now = self.clock.now()
+        changed = 0
+        for op in await self.store.expired_leases(now=now, limit=_BATCH):
+            changed += await self._apply(op, self._recover)
+        for op in await self.store.overdue_pending(now=now, limit=_BATCH):
+            changed += await self._apply(op, lambda o: lifecycle.expire_pending(o, now=now))
+        return changed
+
+    def _recover(self, op: Operation) -> Operation:
+        # A lost worker is not the handler's failure: retry at once, without backoff.
+        now = self.clock.now()
+        idempotent = op.kind in self.registry and self.registry.get(op.kind).idempotent
+        log.warning(
+            "operation %s: lease of %s expired at %s; recovering",
+            op.id,
+            op.lease_owner,
+            op.lease_expires_at,
+        )
+        return lifecycle.recover_expired_lease(op, idempotent=idempotent, not_before=now, now=now)
+
+    async def _apply(self, op: Operation, change: Callable[[Operation], Operation]) -> int:
+        try:
+            await self.store.replace(change(op), expected_version=op.version)
+        except (StoreConflict, InvalidTransition):
+            return 0  # another reaper, or the worker itself, got there first
+        return 1
+
+    async def purge_once(self) -> int:
+        cutoff = self.clock.now() - self.config.retention
+        total = 0
+        while (purged := await self.store.purge_finished(ended_before=cutoff, limit=1000)) > 0:
+            total += purged
+        if total:
+            log.info("purged %d operations that ended before %s", total, cutoff)
+        return total

@@ -1,0 +1,252 @@
+"""OperationService: start, get, list, cancel, delete, wait and watch. The one API every face calls.
+
+It validates input, applies `core.lifecycle` and persists through the store port. It never runs
+handlers (workers do) and never imports a store adapter or a wire format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from longrunning.core import lifecycle
+from longrunning.core.errors import (
+    FailedPrecondition,
+    InvalidRequest,
+    OperationAlreadyExists,
+    StoreConflict,
+)
+from longrunning.core.json_values import JsonObject, check_json_object
+from longrunning.core.listing import OperationQuery, Page
+from longrunning.core.operation import Operation, State
+from longrunning.core.ports import Clock, OperationStore
+from longrunning.engine.config import SystemClock
+from longrunning.engine.kinds import ConflictPolicy, HandlerRegistry
+from longrunning.engine.signals import CancelSignals
+
+DEFAULT_PARENT = "projects/local/locations/local"
+MAX_WAIT_SECONDS = 300.0
+_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}"
+_PARENT = re.compile(rf"{_SEGMENT}(/{_SEGMENT})*")
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
+_CAS_ATTEMPTS = 50
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartRequest:
+    kind: str
+    parent: str = DEFAULT_PARENT
+    request: JsonObject = field(default_factory=dict)
+    request_id: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+    queue: str = "default"
+    timeout_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    operation: Operation
+    created: bool
+    """False when the request id matched an earlier start: the same operation is returned."""
+
+
+def check_operation_id(op_id: str) -> str:
+    """Operation ids are canonical lowercase UUIDs; anything else is rejected before the store."""
+    try:
+        canonical = str(uuid.UUID(op_id))
+    except ValueError:
+        canonical = ""
+    if canonical != op_id:
+        shown = op_id if len(op_id) <= 80 else op_id[:77] + "..."
+        raise InvalidRequest(
+            f"operation id {shown!r} is not a lowercase UUID", reason="INVALID_OPERATION_ID"
+        )
+    return op_id
+
+
+def check_parent(parent: str) -> str:
+    if len(parent) > 1024 or not _PARENT.fullmatch(parent):
+        raise InvalidRequest(
+            f"parent {parent[:100]!r} is not a resource name like projects/p/locations/l",
+            reason="INVALID_PARENT",
+        )
+    segments = parent.split("/")
+    if len(segments) % 2:
+        raise InvalidRequest(
+            f"parent {parent!r} must be collection/id pairs (an even number of segments)",
+            reason="INVALID_PARENT",
+        )
+    return parent
+
+
+def _check_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    if len(labels) > 64:
+        raise InvalidRequest("at most 64 labels", reason="INVALID_LABELS")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key):
+            raise InvalidRequest(
+                f"label key {key!r} must match [a-z][a-z0-9_.-]{{0,62}}", reason="INVALID_LABELS"
+            )
+        if not isinstance(value, str) or len(value) > 256:
+            raise InvalidRequest(
+                f"label {key!r} must be a string of at most 256 characters",
+                reason="INVALID_LABELS",
+            )
+    return dict(labels)
+
+
+def _fingerprint(start: StartRequest, target: str | None) -> str:
+    body = json.dumps(
+        [start.kind, start.request, dict(start.labels), target, start.queue],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class OperationService:
+    def __init__(
+        self,
+        store: OperationStore,
+        registry: HandlerRegistry,
+        *,
+        clock: Clock | None = None,
+        signals: CancelSignals | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock or SystemClock()
+        self.signals = signals or CancelSignals()
+
+    async def start(self, start: StartRequest) -> Started:
+        """Store a new PENDING operation (or return the one its request id already made)."""
+        kind = self.registry.get(start.kind)
+        parent = check_parent(start.parent)
+        request = check_json_object(start.request, what="request")
+        labels = _check_labels(start.labels)
+        if start.request_id is not None and not _REQUEST_ID.fullmatch(start.request_id):
+            raise InvalidRequest(
+                "request id must be 1 to 128 characters of [A-Za-z0-9._:~-]",
+                reason="INVALID_REQUEST_ID",
+            )
+        if not _LABEL_KEY.fullmatch(start.queue):
+            raise InvalidRequest(f"queue name {start.queue!r} is not valid", reason="INVALID_QUEUE")
+        if kind.validate is not None:
+            kind.validate(request)
+        target = (
+            start.target
+            if start.target is not None
+            else (kind.target(request) if kind.target is not None else None)
+        )
+        timeout = (
+            start.timeout_seconds if start.timeout_seconds is not None else kind.timeout_seconds
+        )
+        if timeout is not None and not 0 < timeout <= 366 * 86400:
+            raise InvalidRequest(
+                "timeout must be positive and at most a year", reason="INVALID_TIMEOUT"
+            )
+        now = self.clock.now()
+        op = Operation(
+            id=str(uuid.uuid4()),
+            parent=parent,
+            kind=kind.name,
+            state=State.PENDING,
+            create_time=now,
+            update_time=now,
+            cancellable=kind.cancellable,
+            request=request,
+            labels=labels,
+            request_id=start.request_id,
+            request_hash=_fingerprint(start, target),
+            target=target,
+            queue=start.queue,
+            max_attempts=kind.max_attempts,
+            deadline=now + timedelta(seconds=timeout) if timeout is not None else None,
+        )
+        stored = await self.store.insert(
+            op, exclusive_target=kind.conflict is ConflictPolicy.REJECT
+        )
+        if stored.id == op.id:
+            return Started(stored, created=True)
+        if stored.request_hash != op.request_hash:
+            raise OperationAlreadyExists(
+                f"request id {start.request_id!r} was already used for operation {stored.name} "
+                "with different parameters"
+            )
+        return Started(stored, created=False)
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the store answers (for readiness probes)."""
+        await self.store.ping()
+
+    async def get(self, op_id: str) -> Operation:
+        return await self.store.get(check_operation_id(op_id))
+
+    async def list(self, query: OperationQuery) -> Page:
+        return await self.store.list_page(query)
+
+    async def cancel(self, op_id: str) -> Operation:
+        """Request cancellation (phase one). Returns at once; `wait` tells the outcome.
+
+        A finished operation is returned unchanged; a pending one is CANCELLED at once; a
+        running one keeps running until its handler has stopped.
+        """
+        op_id = check_operation_id(op_id)
+        for _ in range(_CAS_ATTEMPTS):
+            op = await self.store.get(op_id)
+            changed = lifecycle.request_cancel(op, now=self.clock.now())
+            if changed is op:
+                return op
+            try:
+                stored = await self.store.replace(changed, expected_version=op.version)
+            except StoreConflict:
+                continue
+            self.signals.publish(op_id)
+            return stored
+        raise StoreConflict(f"operation {op_id} kept changing; try again")
+
+    async def delete(self, op_id: str) -> None:
+        """Forget a finished operation. A live one must be cancelled first."""
+        op = await self.get(op_id)
+        if not op.done:
+            raise FailedPrecondition(
+                f"operation {op.id} is {op.state.value}; cancel it and wait before deleting",
+                reason="OPERATION_NOT_DONE",
+            )
+        await self.store.delete(op.id)
+
+    async def wait(self, op_id: str, timeout: float) -> Operation:
+        """Return the operation once it is done, or as it is when `timeout` seconds pass."""
+        op_id = check_operation_id(op_id)
+        timeout = min(max(timeout, 0.0), MAX_WAIT_SECONDS)
+        async for op in self.watch(op_id, timeout=timeout):
+            if op.done:
+                return op
+        return await self.store.get(op_id)
+
+    async def watch(self, op_id: str, *, timeout: float | None = None) -> AsyncIterator[Operation]:
+        """Yield the operation now and after every change, until it is done or `timeout` passes."""
+        op_id = check_operation_id(op_id)
+        loop_time = time.monotonic()
+        deadline = None if timeout is None else loop_time + timeout
+        last_version = -1
+        while True:
+            seen = self.store.change_count()
+            op = await self.store.get(op_id)
+            if op.version != last_version:
+                last_version = op.version
+                yield op
+            if op.done:
+                return
+            remaining = 30.0 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await self.store.wait_for_change(seen, min(remaining, 30.0))

@@ -1,0 +1,195 @@
+"""Worker: claims operations under leases, runs each as an Execution, renews the leases, and
+passes cancel requests and deadlines down to the executions.
+
+Cancel requests reach it two ways: at once from the service of the same process (CancelSignals),
+and otherwise from the store (re-read after a change notification, and at every heartbeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from longrunning.core import lifecycle
+from longrunning.core.errors import LongrunningError, OperationNotFound
+from longrunning.core.operation import Operation
+from longrunning.core.ports import Clock, OperationStore
+from longrunning.engine.config import EngineConfig, SystemClock
+from longrunning.engine.execution import Execution, StopReason
+from longrunning.engine.kinds import HandlerRegistry
+from longrunning.engine.signals import CancelSignals
+
+log = logging.getLogger("longrunning.worker")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        store: OperationStore,
+        registry: HandlerRegistry,
+        *,
+        config: EngineConfig | None = None,
+        clock: Clock | None = None,
+        signals: CancelSignals | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.config = config or EngineConfig()
+        self.clock = clock or SystemClock()
+        self.signals = signals or CancelSignals()
+        self.worker_id = worker_id or new_worker_id()
+        self.executions: dict[str, Execution] = {}
+        self._slots = asyncio.Semaphore(self.config.concurrency)
+        self._stopping = asyncio.Event()
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.config.concurrency, thread_name_prefix="longrunning-handler"
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Claim and run operations until `stop()`; then let running ones finish or hand back."""
+        supervisor = asyncio.create_task(self._supervise(), name="worker-supervisor")
+        try:
+            await self._claim_loop()
+        finally:
+            await self._drain()
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _claim_loop(self) -> None:
+        kinds = self.registry.names()
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            if self._stopping.is_set():
+                self._slots.release()
+                break
+            seen = self.store.change_count()
+            try:
+                op = await self._claim(kinds)
+            except LongrunningError as exc:
+                log.warning("claim failed (%s); retrying", exc)
+                op = None
+            if op is None:
+                self._slots.release()
+                await self._wait(seen, self.config.poll_seconds)
+                continue
+            self._launch(op)
+
+    async def _claim(self, kinds: list[str]) -> Operation | None:
+        now = self.clock.now()
+        claim = functools.partial(
+            lifecycle.claim,
+            owner=self.worker_id,
+            lease_until=now + timedelta(seconds=self.config.lease_seconds),
+            now=now,
+        )
+        return await self.store.claim(kinds=kinds, queues=self.config.queues, now=now, claim=claim)
+
+    def _launch(self, op: Operation) -> None:
+        execution = Execution(
+            op,
+            self.registry.get(op.kind),
+            store=self.store,
+            clock=self.clock,
+            config=self.config,
+            executor=self._executor,
+        )
+        self.executions[op.id] = execution
+        self.signals.subscribe(op.id, functools.partial(self._on_cancel_signal, op.id))
+        task = asyncio.create_task(self._run_execution(execution), name=f"execution-{op.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if op.deadline is not None:
+            delay = (op.deadline - self.clock.now()).total_seconds()
+            asyncio.get_running_loop().call_later(
+                max(delay, 0.0), functools.partial(self._on_deadline, op.id)
+            )
+
+    async def _run_execution(self, execution: Execution) -> None:
+        try:
+            await execution.run()
+        except Exception:
+            log.exception("execution of %s failed unexpectedly", execution.op_id)
+        finally:
+            self.signals.unsubscribe(execution.op_id)
+            self.executions.pop(execution.op_id, None)
+            self._slots.release()
+
+    def _on_cancel_signal(self, op_id: str) -> None:
+        execution = self.executions.get(op_id)
+        if execution is not None:
+            execution.stop(StopReason.CANCEL)
+
+    def _on_deadline(self, op_id: str) -> None:
+        execution = self.executions.get(op_id)
+        if execution is not None:
+            execution.stop(StopReason.DEADLINE)
+
+    async def _supervise(self) -> None:
+        """Renew leases every heartbeat; between heartbeats, re-read running operations after a
+        store change (at most every `cancel_check_seconds`) to see cancels from other nodes."""
+        next_heartbeat = time.monotonic() + self.config.heartbeat_interval
+        while True:
+            seen = self.store.change_count()
+            if time.monotonic() >= next_heartbeat:
+                next_heartbeat = time.monotonic() + self.config.heartbeat_interval
+                await self._for_each(lambda e: e.renew_lease())
+            else:
+                await self._for_each(self._refresh)
+            timeout = max(next_heartbeat - time.monotonic(), 0.0)
+            await self.store.wait_for_change(seen, timeout)
+            await asyncio.sleep(self.config.cancel_check_seconds)
+
+    async def _refresh(self, execution: Execution) -> None:
+        try:
+            fresh = await self.store.get(execution.op_id)
+        except OperationNotFound:
+            execution.stop(StopReason.LEASE_LOST)
+            return
+        execution.observe(fresh)
+
+    async def _for_each(self, action: object) -> None:
+        assert callable(action)
+        executions = list(self.executions.values())
+        results = await asyncio.gather(*(action(e) for e in executions), return_exceptions=True)
+        for execution, result in zip(executions, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("operation %s: lease check failed: %s", execution.op_id, result)
+
+    async def _wait(self, seen: int, timeout: float) -> None:
+        change = asyncio.ensure_future(self.store.wait_for_change(seen, timeout))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({change, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for future in (change, stopping):
+            future.cancel()
+
+    async def _drain(self) -> None:
+        """Give running operations the shutdown grace, then interrupt and record them."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(
+            set(self._tasks), timeout=self.config.shutdown_grace_seconds
+        )
+        if not pending:
+            return
+        for execution in list(self.executions.values()):
+            execution.stop(StopReason.SHUTDOWN)
+        await asyncio.wait(pending, timeout=self.config.shutdown_grace_seconds)

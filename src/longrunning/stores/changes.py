@@ -1,0 +1,49 @@
+"""The change counter every store exposes, with broadcast wake-ups for its waiters.
+
+In-process bookkeeping only: noticing other processes' writes is each adapter's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class ChangeCounter:
+    """A number that only grows; `wait` wakes every task waiting for it to pass a value."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = asyncio.Event()
+        self.waiting = 0
+        """How many tasks are inside `wait` right now (adapters poll harder while any are)."""
+        self.waiter_arrived = asyncio.Event()
+        """Set while at least one task waits, so an idle poller can start at once."""
+
+    @property
+    def value(self) -> int:
+        return self._count
+
+    def bump(self) -> None:
+        self._count += 1
+        # Swap in a fresh event before setting the old one: every current waiter wakes, and
+        # nobody who starts waiting afterwards sees a stale "set".
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait(self, seen: int, timeout: float) -> int:
+        """Wait until the count exceeds `seen` or `timeout` seconds pass; return the count."""
+        if self._count > seen or timeout <= 0:
+            return self._count
+        self.waiting += 1
+        self.waiter_arrived.set()
+        try:
+            async with asyncio.timeout(timeout):
+                while self._count <= seen:
+                    await self._changed.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self.waiting -= 1
+            if not self.waiting:
+                self.waiter_arrived.clear()
+        return self._count

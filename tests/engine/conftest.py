@@ -1,0 +1,77 @@
+"""Fixtures for engine tests: a service and a running worker over each store, with short timings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from longrunning.core.ports import OperationStore
+from longrunning.engine.config import EngineConfig
+from longrunning.engine.demo import DEMO_KINDS
+from longrunning.engine.kinds import HandlerRegistry
+from longrunning.engine.recovery import LeaseReaper
+from longrunning.engine.service import OperationService
+from longrunning.engine.worker import Worker
+from tests.engine.kinds import TEST_KINDS
+
+FAST = EngineConfig(
+    lease_seconds=1.0,
+    poll_seconds=0.05,
+    cancel_check_seconds=0.01,
+    progress_interval_seconds=0.02,
+    reaper_interval_seconds=0.05,
+    concurrency=4,
+    shutdown_grace_seconds=0.5,
+)
+
+
+@pytest.fixture
+def registry() -> HandlerRegistry:
+    return HandlerRegistry([*DEMO_KINDS, *TEST_KINDS])
+
+
+@pytest.fixture
+def service(store: OperationStore, registry: HandlerRegistry) -> OperationService:
+    return OperationService(store, registry)
+
+
+WorkerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Worker]]
+
+
+@pytest.fixture
+def start_worker(
+    store: OperationStore, registry: HandlerRegistry, service: OperationService
+) -> WorkerFactory:
+    """`async with start_worker(config=...) as worker:` runs a worker and a reaper, as nodes do."""
+
+    @contextlib.asynccontextmanager
+    async def run(
+        config: EngineConfig = FAST, shared_signals: bool = True
+    ) -> AsyncIterator[Worker]:
+        worker = Worker(
+            store,
+            registry,
+            config=config,
+            signals=service.signals if shared_signals else None,
+        )
+        task = asyncio.create_task(worker.run())
+        reaper = asyncio.create_task(LeaseReaper(store, registry, config=config).run())
+        try:
+            yield worker
+        finally:
+            reaper.cancel()
+            worker.stop()
+            await asyncio.wait_for(task, timeout=10)
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+
+    return run
+
+
+@pytest.fixture
+async def worker(start_worker: WorkerFactory) -> AsyncIterator[Worker]:
+    async with start_worker() as running:
+        yield running

@@ -1,0 +1,125 @@
+"""Listing queries: page sizes, and page tokens that resume exactly their own query."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from longrunning.core.errors import InvalidRequest
+from longrunning.core.listing import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Cursor,
+    OperationQuery,
+    build_query,
+    decode_page_token,
+    encode_page_token,
+    page_of,
+)
+from longrunning.testing import make_operation
+
+CREATED = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def token_body(token: str) -> object:
+    return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+
+
+def test_a_page_token_resumes_after_the_last_operation() -> None:
+    query = build_query(parent="projects/p", filter_text="state=RUNNING", newest_first=False)
+    last = make_operation(now=CREATED)
+    token = encode_page_token(query, last)
+    assert "=" not in token
+    assert decode_page_token(token, query) == Cursor(create_time=CREATED, id=last.id)
+    resumed = build_query(
+        parent="projects/p", filter_text="state=RUNNING", newest_first=False, page_token=token
+    )
+    assert resumed.after == Cursor(create_time=CREATED, id=last.id)
+    assert resumed.filter == query.filter
+
+
+def test_a_page_token_survives_a_different_page_size() -> None:
+    token = encode_page_token(build_query(page_size=5), make_operation(now=CREATED))
+    assert build_query(page_size=50, page_token=token).after is not None
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        OperationQuery(parent="projects/q", filter_text="state=RUNNING"),
+        OperationQuery(parent="projects/p", filter_text="state=PENDING"),
+        OperationQuery(parent="projects/p", filter_text="state=RUNNING", newest_first=False),
+        OperationQuery(filter_text="state=RUNNING"),
+    ],
+    ids=["parent", "filter", "order", "no parent"],
+)
+def test_a_page_token_is_bound_to_parent_filter_and_order(other: OperationQuery) -> None:
+    original = OperationQuery(parent="projects/p", filter_text="state=RUNNING")
+    token = encode_page_token(original, make_operation(now=CREATED))
+    with pytest.raises(InvalidRequest) as caught:
+        decode_page_token(token, other)
+    assert caught.value.reason == "INVALID_PAGE_TOKEN"
+
+
+def _encoded(body: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage",
+        "!!!",
+        "ünïcødé",
+        _encoded([1, 2, 3]),
+        _encoded({"q": OperationQuery().fingerprint()}),
+        _encoded({"q": OperationQuery().fingerprint(), "t": "soon", "i": "x"}),
+        _encoded({"q": OperationQuery().fingerprint(), "t": 1, "i": 7}),
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    ],
+)
+def test_a_malformed_page_token_is_rejected(token: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        build_query(page_token=token)
+    assert caught.value.reason == "INVALID_PAGE_TOKEN"
+
+
+def test_a_missing_or_zero_page_size_means_the_default() -> None:
+    assert build_query().page_size == DEFAULT_PAGE_SIZE
+    assert build_query(page_size=0).page_size == DEFAULT_PAGE_SIZE
+
+
+def test_a_negative_page_size_is_rejected() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        build_query(page_size=-1)
+    assert caught.value.reason == "INVALID_PAGE_SIZE"
+
+
+def test_a_page_size_above_the_maximum_is_capped() -> None:
+    assert build_query(page_size=MAX_PAGE_SIZE + 1).page_size == MAX_PAGE_SIZE
+    assert build_query(page_size=500, max_page_size=100).page_size == 100
+
+
+def test_a_bad_filter_fails_the_query() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        build_query(filter_text="state=")
+    assert caught.value.reason == "INVALID_FILTER"
+
+
+def test_page_of_cuts_the_extra_row_into_a_token() -> None:
+    query = OperationQuery(page_size=2)
+    ops = [make_operation(now=CREATED) for _ in range(3)]
+    page = page_of(query, ops)
+    assert page.operations == ops[:2]
+    assert page.next_page_token is not None
+    assert token_body(page.next_page_token) == {
+        "q": query.fingerprint(),
+        "t": 1772366400123456,
+        "i": ops[1].id,
+    }
+    last = page_of(query, ops[:2])
+    assert last.operations == ops[:2]
+    assert last.next_page_token is None
