@@ -249,7 +249,7 @@ async def _list(client: NativeClient, args: argparse.Namespace, console: Console
         return EXIT_OK
     ops = page.get("operations", [])
     if ops:
-        console.print(render.operations_table(ops))
+        console.print(render.operations_table(ops, width=console.width))
     else:
         console.print("no operations")
     if page.get("nextPageToken"):

@@ -61,9 +61,10 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
-def _short_time(value: object) -> str:
+def _short_time(value: object, *, compact: bool = False) -> str:
     when = _parse_time(value)
-    return "" if when is None else when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    pattern = "%m-%d %H:%M:%S" if compact else "%Y-%m-%d %H:%M:%SZ"
+    return "" if when is None else when.astimezone(UTC).strftime(pattern)
 
 
 def _until(value: object) -> str | None:
@@ -129,25 +130,33 @@ def operation_panel(op: Json) -> Panel:
     )
 
 
-def operations_table(ops: list[Json]) -> Table:
-    table = Table(show_edge=False, pad_edge=False)
-    table.add_column("id", no_wrap=True)
-    table.add_column("kind")
-    table.add_column("state")
-    table.add_column("percent", justify="right")
-    table.add_column("phase")
-    table.add_column("created", no_wrap=True)
-    table.add_column("parent")
+def operations_table(ops: list[Json], *, width: int = 80) -> Table:
+    """A table that stays readable at 80 columns: the identifying columns never wrap, and phase
+    and parent appear only when there is room (`ops get` shows everything)."""
+    wide = width >= 120
+    table = Table(
+        show_edge=False, pad_edge=False, box=None, header_style="bold", collapse_padding=True
+    )
+    table.add_column("id", no_wrap=True, min_width=36)
+    table.add_column("kind", no_wrap=True, min_width=10, overflow="ellipsis")
+    table.add_column("state", no_wrap=True, min_width=9)
+    table.add_column("percent", justify="right", no_wrap=True, min_width=4)
+    table.add_column("created", no_wrap=True, min_width=14)
+    if wide:
+        table.add_column("phase", no_wrap=True, overflow="ellipsis", ratio=1)
+        table.add_column("parent", no_wrap=True, overflow="ellipsis", ratio=1)
     for op in ops:
-        table.add_row(
+        cells: list[Text | str] = [
             Text(str(op.get("id", ""))),
             Text(str(op.get("kind", ""))),
             state_text(op),
             f"{_percent(op):.0f}%",
-            Text(str(op.get("progress", {}).get("phase") or "")),
-            Text(_short_time(op.get("createTime"))),
-            Text(str(op.get("parent", ""))),
-        )
+            Text(_short_time(op.get("createTime"), compact=not wide)),
+        ]
+        if wide:
+            cells.append(Text(str(op.get("progress", {}).get("phase") or "")))
+            cells.append(Text(str(op.get("parent", ""))))
+        table.add_row(*cells)
     return table
 
 

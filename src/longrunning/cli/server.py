@@ -62,7 +62,11 @@ def _engine_flags(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="serve operations of this queue (repeatable; default: the 'default' queue)",
     )
-    parser.add_argument("--log-level", default=os.environ.get("LONGRUNNING_LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("LONGRUNNING_LOG_LEVEL", "info"),
+        help="debug, info, warning or error (env LONGRUNNING_LOG_LEVEL; default info)",
+    )
 
 
 def add_server_commands(sub: argparse._SubParsersAction[ParserT]) -> None:

@@ -250,7 +250,10 @@ def comparison(
         try:
             return Comparison(field, _eq(op), parse_timestamp(raw))
         except ValueError:
-            raise _bad(f"{field} needs an RFC 3339 timestamp, got {raw!r}") from None
+            raise _bad(
+                f"{field} needs a quoted RFC 3339 timestamp, "
+                f'e.g. {field} > "2026-01-01T00:00:00Z"; got {raw!r}'
+            ) from None
     if ftype is FieldType.CODE and not _is_number(raw):
         try:
             return Comparison(field, _eq(op), float(Code[raw.upper()]))

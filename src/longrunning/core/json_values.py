@@ -21,7 +21,9 @@ def check_json(value: object, *, what: str, depth: int = 0) -> JsonValue:
     """Return `value` if it is plain JSON (finite numbers, string keys); else InvalidRequest."""
     if depth > _MAX_DEPTH:
         raise InvalidRequest(f"{what} is nested too deeply", reason="JSON_TOO_DEEP")
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        return _check_text(value, what=what)
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -34,7 +36,7 @@ def check_json(value: object, *, what: str, depth: int = 0) -> JsonValue:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidRequest(f"{what} has a non-string key", reason="INVALID_JSON")
-            out[key] = check_json(item, what=what, depth=depth + 1)
+            out[_check_text(key, what=what)] = check_json(item, what=what, depth=depth + 1)
         return out
     raise InvalidRequest(
         f"{what} holds a {type(value).__name__}, which is not JSON", reason="INVALID_JSON"
@@ -47,3 +49,12 @@ def check_json_object(value: object, *, what: str) -> JsonObject:
     if not isinstance(checked, dict):
         raise InvalidRequest(f"{what} must be a JSON object", reason="INVALID_JSON")
     return checked
+
+
+def _check_text(value: str, *, what: str) -> str:
+    # Lone surrogates ("\ud800") are valid Python but not Unicode text: no store can keep them.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{what} holds a lone surrogate", reason="INVALID_TEXT") from None
+    return value

@@ -40,9 +40,18 @@ class OperationQuery:
     newest_first: bool = True
     after: Cursor | None = None
 
+    def __post_init__(self) -> None:
+        if self.page_size < 1:
+            raise ValueError("page_size must be at least 1")
+
     def fingerprint(self) -> str:
-        """What a page token is bound to: the same parent, filter and order, nothing else."""
-        key = json.dumps([self.parent, self.filter_text, self.newest_first])
+        """What a page token is bound to: the same parent, filter and order, nothing else.
+
+        The parsed filter counts, not its spelling: `state=RUNNING` and `state = RUNNING` share
+        their tokens.
+        """
+        spelled = repr(self.filter) if self.filter is not None else self.filter_text
+        key = json.dumps([self.parent, spelled, self.newest_first])
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -62,7 +62,14 @@ async def transaction(conn: aiosqlite.Connection, work: Work[_T]) -> tuple[_T, b
 
 async def connect(path: Path, *, writer: bool) -> aiosqlite.Connection:
     # isolation_level=None: the sqlite3 module opens no transactions of its own.
-    conn = await aiosqlite.connect(path, isolation_level=None)
+    pending = aiosqlite.connect(path, isolation_level=None)
+    try:
+        conn = await pending
+    except BaseException:
+        # When sqlite3.connect fails, aiosqlite (0.22) stops its worker thread without waiting;
+        # the thread may then report to an event loop that has closed. Wait for it to end.
+        await asyncio.to_thread(pending._thread.join, 5)
+        raise
     try:
         await run(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await run(conn, "PRAGMA foreign_keys = ON")

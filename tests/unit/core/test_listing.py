@@ -123,3 +123,15 @@ def test_page_of_cuts_the_extra_row_into_a_token() -> None:
     last = page_of(query, ops[:2])
     assert last.operations == ops[:2]
     assert last.next_page_token is None
+
+
+def test_page_token_is_bound_to_the_filter_not_its_spelling() -> None:
+    from longrunning.core.listing import encode_page_token
+    from longrunning.testing.factories import make_operation
+
+    first = build_query(filter_text="state=RUNNING AND kind=demo.sleep")
+    token = encode_page_token(first, make_operation())
+    respelled = build_query(filter_text="state = RUNNING   AND kind = demo.sleep", page_token=token)
+    assert respelled.after is not None
+    with pytest.raises(InvalidRequest):
+        build_query(filter_text="state = PENDING", page_token=token)
