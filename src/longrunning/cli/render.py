@@ -140,7 +140,7 @@ def operations_table(ops: list[Json], *, width: int = 80) -> Table:
     table.add_column("id", no_wrap=True, min_width=36)
     table.add_column("kind", no_wrap=True, min_width=10, overflow="ellipsis")
     table.add_column("state", no_wrap=True, min_width=9)
-    table.add_column("percent", justify="right", no_wrap=True, min_width=4)
+    table.add_column("percent", justify="right", no_wrap=True, min_width=7)
     table.add_column("created", no_wrap=True, min_width=14)
     if wide:
         table.add_column("phase", no_wrap=True, overflow="ellipsis", ratio=1)
