@@ -14,10 +14,6 @@ class ChangeCounter:
     def __init__(self) -> None:
         self._count = 0
         self._changed = asyncio.Event()
-        self.waiting = 0
-        """How many tasks are inside `wait` right now (adapters poll harder while any are)."""
-        self.waiter_arrived = asyncio.Event()
-        """Set while at least one task waits, so an idle poller can start at once."""
 
     @property
     def value(self) -> int:
@@ -34,16 +30,10 @@ class ChangeCounter:
         """Wait until the count exceeds `seen` or `timeout` seconds pass; return the count."""
         if self._count > seen or timeout <= 0:
             return self._count
-        self.waiting += 1
-        self.waiter_arrived.set()
         try:
             async with asyncio.timeout(timeout):
                 while self._count <= seen:
                     await self._changed.wait()
         except TimeoutError:
             pass
-        finally:
-            self.waiting -= 1
-            if not self.waiting:
-                self.waiter_arrived.clear()
         return self._count

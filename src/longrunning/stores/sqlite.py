@@ -8,7 +8,6 @@ caller's pure transition, and every change is a version compare-and-set.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -54,11 +53,7 @@ from longrunning.stores.sqlite_connections import (
     transaction,
 )
 from longrunning.stores.sqlite_filter import where_sql
-
-WAITING_POLL_SECONDS = 0.02
-"""How often other processes' commits are looked for while a task waits for a change."""
-IDLE_POLL_SECONDS = 0.25
-"""How often they are looked for otherwise, so `change_count()` alone still notices them."""
+from longrunning.stores.sqlite_watch import DataVersionWatcher
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -96,7 +91,7 @@ class SQLiteStore:
         self._write_lock = asyncio.Lock()
         self._writes: set[asyncio.Task[Any]] = set()
         self._changes = ChangeCounter()
-        self._watcher: asyncio.Task[None] | None = None
+        self._watcher: DataVersionWatcher | None = None
 
     async def open(self) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
@@ -110,20 +105,19 @@ class SQLiteStore:
             else:
                 await check(schema, migrations)
             self._reader = await connect(self.path, writer=False)
-            seen = await self._data_version()
+            self._watcher = DataVersionWatcher(self.path, self._changes.bump)
+            self._watcher.start()
         except (sqlite3.Error, OSError) as exc:
             await self._disconnect()
             raise StoreError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
         except BaseException:
             await self._disconnect()
             raise
-        self._watcher = asyncio.create_task(self._watch_other_writers(seen))
 
     async def close(self) -> None:
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+            await watcher.stop()
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
         await self._disconnect()
@@ -272,30 +266,6 @@ class SQLiteStore:
             raise StoreError(f"SQLite read failed: {exc}") from exc
         except UnicodeEncodeError as exc:
             raise _unencodable(exc) from exc
-
-    async def _data_version(self) -> int:
-        rows = await self._read("PRAGMA data_version")
-        return int(rows[0][0])
-
-    async def _watch_other_writers(self, seen: int) -> None:
-        """Bump the change counter when another connection (another process, or another store
-        on this file) commits. `data_version` also moves for this store's own writer, so its
-        writes may count twice; the counter only promises to grow."""
-        while True:
-            if self._changes.waiting:
-                await asyncio.sleep(WAITING_POLL_SECONDS)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(IDLE_POLL_SECONDS):
-                        await self._changes.waiter_arrived.wait()
-            try:
-                version = await self._data_version()
-            except StoreError as exc:
-                _log.warning("cannot poll %s for changes: %s", self.path, exc)
-                continue
-            if version != seen:
-                seen = version
-                self._changes.bump()
 
     async def _disconnect(self) -> None:
         for conn in (self._reader, self._writer):
