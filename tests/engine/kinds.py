@@ -83,6 +83,15 @@ async def chatty(ctx: OperationContext) -> JsonValue:
     return i
 
 
+@operation_kind("test.metadata")
+async def metadata(ctx: OperationContext) -> JsonValue:
+    """Sets metadata in two steps; the second replaces one key and adds another."""
+    ctx.update_metadata({"rows_total": 1000, "table": "orders"})
+    await asyncio.sleep(0.05)
+    ctx.update_metadata({"rows_total": 2000, "source": "backup-7"})
+    return None
+
+
 @operation_kind("test.uncancellable", cancellable=False)
 async def uncancellable(ctx: OperationContext) -> JsonValue:
     await asyncio.sleep(_seconds(ctx.request, default=0.3))
@@ -98,6 +107,7 @@ def process_cooperative(ctx: OperationContext) -> JsonValue:
         ctx.checkpoint()
         step += 1
         ctx.report_progress(min(99.0, step))
+        ctx.update_metadata({"child_pid": os.getpid()})
         time.sleep(0.01)
     return {"pid": os.getpid(), "steps": step}
 
@@ -149,6 +159,7 @@ TEST_KINDS = (
     flaky,
     user_error,
     chatty,
+    metadata,
     uncancellable,
     process_cooperative,
     process_stubborn,

@@ -227,6 +227,7 @@ async def test_process_isolated_handler_relays_progress_and_stops_cooperatively(
     assert finished.state is State.SUCCEEDED
     assert isinstance(finished.result, dict)
     assert finished.result["pid"] != os.getpid()
+    assert finished.metadata == {"child_pid": finished.result["pid"]}  # relayed from the child
     op = await start(service, "test.process_cooperative", seconds=60)
     async with asyncio.timeout(15):
         while (await service.get(op.id)).progress.percent <= 0:
@@ -261,3 +262,13 @@ def running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_handler_metadata_is_merged_into_the_operation(
+    service: OperationService, worker: Worker
+) -> None:
+    op = await start(service, "test.metadata")
+    done = await service.wait(op.id, timeout=5)
+    assert done.state is State.SUCCEEDED
+    assert done.metadata == {"rows_total": 2000, "table": "orders", "source": "backup-7"}
+    assert done.result is None

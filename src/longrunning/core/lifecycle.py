@@ -10,7 +10,7 @@ import dataclasses
 from datetime import datetime
 
 from longrunning.core.errors import Code, InvalidTransition, LeaseLost, NotCancellable
-from longrunning.core.json_values import JsonValue
+from longrunning.core.json_values import JsonObject, JsonValue
 from longrunning.core.operation import CancelOutcome, Failure, Operation, Progress, State
 
 CANCELLED_MESSAGE = "Operation was cancelled."
@@ -61,6 +61,12 @@ def report_progress(op: Operation, progress: Progress, *, now: datetime) -> Oper
         eta=progress.eta if progress.eta is not None else op.progress.eta,
     )
     return dataclasses.replace(op, progress=merged, update_time=now)
+
+
+def update_metadata(op: Operation, values: JsonObject, *, now: datetime) -> Operation:
+    """Merge handler-provided keys into the operation's metadata (top-level keys replace)."""
+    _require(op, State.RUNNING, action="update the metadata of")
+    return dataclasses.replace(op, metadata={**op.metadata, **values}, update_time=now)
 
 
 def _end(op: Operation, *, state: State, now: datetime, **changes: object) -> Operation:

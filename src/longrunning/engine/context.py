@@ -10,10 +10,13 @@ import asyncio
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from longrunning.core.errors import Code
-from longrunning.core.json_values import JsonObject, JsonValue
+from longrunning.core.json_values import JsonObject, JsonValue, check_json_object
 from longrunning.core.operation import DEFAULT_SEVERITY, Failure, Operation, Progress
+
+_T = TypeVar("_T")
 
 
 class OperationCancelled(Exception):
@@ -58,10 +61,12 @@ class OperationContext:
         *,
         loop: asyncio.AbstractEventLoop | None,
         on_progress: Callable[[Progress], None],
+        on_metadata: Callable[[JsonObject], None] | None = None,
     ) -> None:
         self._operation = operation
         self._loop = loop
         self._on_progress = on_progress
+        self._on_metadata = on_metadata
         # A threading.Event for handlers in threads, an asyncio.Event for `sleep` on the loop.
         self._stop = threading.Event()
         self._stopped = asyncio.Event()
@@ -107,18 +112,27 @@ class OperationContext:
             return
         raise OperationCancelled
 
+    def update_metadata(self, values: JsonObject) -> None:
+        """Merge JSON values into the operation's metadata (coalesced like progress)."""
+        checked = check_json_object(values, what="metadata")
+        if self._on_metadata is not None:
+            self._call(self._on_metadata, checked)
+
     def report_progress(
         self, percent: float, *, phase: str | None = None, eta: datetime | None = None
     ) -> None:
-        progress = Progress(percent=float(percent), phase=phase, eta=eta)
+        self._call(self._on_progress, Progress(percent=float(percent), phase=phase, eta=eta))
+
+    def _call(self, callback: Callable[[_T], None], value: _T) -> None:
+        """Run an engine callback on the engine's loop, from the loop or from a handler thread."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if self._loop is None or running is self._loop:
-            self._on_progress(progress)
+            callback(value)
         else:
-            self._loop.call_soon_threadsafe(self._on_progress, progress)
+            self._loop.call_soon_threadsafe(callback, value)
 
     def request_stop(self) -> None:
         """Set the token (engine side, on the loop): the first rung of the cancel ladder."""

@@ -27,7 +27,7 @@ from longrunning.core.errors import (
     OperationNotFound,
     StoreConflict,
 )
-from longrunning.core.json_values import JsonValue, check_json
+from longrunning.core.json_values import JsonObject, JsonValue, check_json
 from longrunning.core.operation import CancelOutcome, Failure, Operation, Progress
 from longrunning.core.ports import Clock, OperationStore
 from longrunning.engine.config import EngineConfig
@@ -68,13 +68,17 @@ class Execution:
         self._config = config
         self._executor = executor
         self._loop = asyncio.get_running_loop()
-        self.context = OperationContext(op, loop=self._loop, on_progress=self._on_progress)
+        self.context = OperationContext(
+            op, loop=self._loop, on_progress=self._on_progress, on_metadata=self._on_metadata
+        )
         self.stop_reason: StopReason | None = None
         self._interrupted = False
         self._handler_task: asyncio.Task[JsonValue] | None = None
         self._process: ProcessRun | None = None
         self._escalation: asyncio.TimerHandle | None = None
         self._pending_progress: Progress | None = None
+        self._pending_metadata: JsonObject = {}
+        self._flushes: set[asyncio.Task[None]] = set()
         self._last_progress_write = 0.0
         self._flush_scheduled = False
         self._write_lock = asyncio.Lock()
@@ -115,14 +119,16 @@ class Execution:
             log.warning("operation %s: lease lost; its new owner records the outcome", self.op.id)
             return
         try:
-            await self._write(outcome, flush_progress=True)
+            await self._write(outcome, flush_pending=True)
         except (LeaseLost, OperationNotFound):
             log.warning("operation %s: lease lost before its outcome was written", self.op.id)
 
     async def _invoke(self) -> JsonValue:
         handler = self.kind.handler
         if self.kind.process_isolated:
-            self._process = ProcessRun(handler, self.op, on_progress=self._on_progress)
+            self._process = ProcessRun(
+                handler, self.op, on_progress=self._on_progress, on_metadata=self._on_metadata
+            )
             if self.stop_reason is not None:
                 self._process.request_stop()
             return await self._process.run()
@@ -228,16 +234,20 @@ class Execution:
             self.observe(self.op)
 
     async def _write(
-        self, change: Callable[[Operation], Operation], *, flush_progress: bool = False
+        self, change: Callable[[Operation], Operation], *, flush_pending: bool = False
     ) -> Operation:
+        """A fenced write: re-read on conflict, and refuse unless this claim still holds."""
         async with self._write_lock:
             op = self.op
-            progress = self._pending_progress if flush_progress else None
+            progress = self._pending_progress if flush_pending else None
+            metadata = dict(self._pending_metadata) if flush_pending else {}
             for _ in range(_CAS_ATTEMPTS):
                 lifecycle.check_fence(op, owner=self.owner, epoch=self.epoch)
                 new = op
                 if progress is not None:
                     new = lifecycle.report_progress(new, progress, now=self._clock.now())
+                if metadata:
+                    new = lifecycle.update_metadata(new, metadata, now=self._clock.now())
                 new = change(new)
                 try:
                     self.op = await self._store.replace(new, expected_version=op.version)
@@ -246,8 +256,13 @@ class Execution:
                     continue
                 if progress is not None and self._pending_progress is progress:
                     self._pending_progress = None
+                for key, value in metadata.items():
+                    if self._pending_metadata.get(key) is value:
+                        del self._pending_metadata[key]
                 return self.op
             raise StoreConflict(f"operation {op.id} kept changing under its worker")
+
+    # Coalesced progress and metadata: at most one write per progress interval.
 
     def _on_progress(self, progress: Progress) -> None:
         pending = self._pending_progress
@@ -258,22 +273,32 @@ class Execution:
                 eta=progress.eta if progress.eta is not None else pending.eta,
             )
         self._pending_progress = progress
+        self._schedule_flush()
+
+    def _on_metadata(self, values: JsonObject) -> None:
+        self._pending_metadata.update(values)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if self._flush_scheduled:
             return
         self._flush_scheduled = True
         wait = self._last_progress_write + self._config.progress_interval_seconds - time.monotonic()
-        if wait <= 0:
-            self._loop.create_task(self._flush_progress())
-        else:
-            self._loop.call_later(wait, lambda: self._loop.create_task(self._flush_progress()))
+        self._loop.call_later(max(wait, 0.0), self._start_flush)
 
-    async def _flush_progress(self) -> None:
+    def _start_flush(self) -> None:
+        task = self._loop.create_task(self._flush())
+        self._flushes.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self) -> None:
         self._flush_scheduled = False
         self._last_progress_write = time.monotonic()
-        if self._pending_progress is None or self.op.done:
+        nothing = self._pending_progress is None and not self._pending_metadata
+        if nothing or self.op.done:
             return
         try:
-            await self._write(lambda op: op, flush_progress=True)
+            await self._write(lambda op: op, flush_pending=True)
         except (LeaseLost, OperationNotFound):
             if not self.op.done:  # the outcome may have been written meanwhile: not a loss
                 self.stop(StopReason.LEASE_LOST)

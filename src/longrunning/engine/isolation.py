@@ -19,7 +19,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from longrunning.core.json_values import JsonValue
+from longrunning.core.json_values import JsonObject, JsonValue
 from longrunning.core.operation import Failure, Operation, Progress
 from longrunning.engine.context import OperationCancelled, OperationContext, OperationFailed
 
@@ -54,7 +54,12 @@ def _child_main(module_name: str, qualname: str, op: Operation, conn: Connection
         _report(send, lambda: asyncio.run(_run_async(handler, op, conn, send)))
         return
     # A plain handler runs on the child's main thread, where it may use signals like any program.
-    ctx = OperationContext(op, loop=None, on_progress=lambda p: send(("progress", p)))
+    ctx = OperationContext(
+        op,
+        loop=None,
+        on_progress=lambda p: send(("progress", p)),
+        on_metadata=lambda m: send(("metadata", m)),
+    )
     _listen_for_stop(conn, ctx.request_stop)
     _report(send, lambda: handler(ctx))
 
@@ -63,7 +68,12 @@ async def _run_async(
     handler: Any, op: Operation, conn: Connection, send: Callable[[tuple[Any, ...]], None]
 ) -> JsonValue:
     loop = asyncio.get_running_loop()
-    ctx = OperationContext(op, loop=loop, on_progress=lambda p: send(("progress", p)))
+    ctx = OperationContext(
+        op,
+        loop=loop,
+        on_progress=lambda p: send(("progress", p)),
+        on_metadata=lambda m: send(("metadata", m)),
+    )
     _listen_for_stop(conn, lambda: loop.call_soon_threadsafe(ctx.request_stop))
     result: JsonValue = await handler(ctx)
     return result
@@ -95,7 +105,14 @@ def _report(send: Callable[[tuple[Any, ...]], None], run: Callable[[], JsonValue
 class ProcessRun:
     """The parent's handle on one process-isolated handler run."""
 
-    def __init__(self, handler: Any, op: Operation, *, on_progress: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        op: Operation,
+        *,
+        on_progress: Callable[[Progress], None],
+        on_metadata: Callable[[JsonObject], None],
+    ) -> None:
         module_name, qualname = handler.__module__, handler.__qualname__
         context = multiprocessing.get_context("spawn")
         self._parent_conn, child_conn = context.Pipe()
@@ -107,6 +124,7 @@ class ProcessRun:
         )
         self._child_conn = child_conn
         self._on_progress = on_progress
+        self._on_metadata = on_metadata
         self._signalled = False
 
     async def run(self) -> JsonValue:
@@ -145,8 +163,9 @@ class ProcessRun:
             except (EOFError, OSError):
                 return None
             if message[0] == "progress":
-                progress: Progress = message[1]
-                loop.call_soon_threadsafe(self._on_progress, progress)
+                loop.call_soon_threadsafe(self._on_progress, message[1])
+            elif message[0] == "metadata":
+                loop.call_soon_threadsafe(self._on_metadata, message[1])
             else:
                 return tuple(message)
 

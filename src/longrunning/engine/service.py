@@ -191,6 +191,8 @@ class OperationService:
         return await self.store.get(check_operation_id(op_id))
 
     async def list(self, query: OperationQuery) -> Page:
+        if query.parent is not None:
+            check_parent(query.parent)
         return await self.store.list_page(query)
 
     async def cancel(self, op_id: str) -> Operation:

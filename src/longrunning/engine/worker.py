@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -166,8 +167,7 @@ class Worker:
             return
         execution.observe(fresh)
 
-    async def _for_each(self, action: object) -> None:
-        assert callable(action)
+    async def _for_each(self, action: Callable[[Execution], Awaitable[None]]) -> None:
         executions = list(self.executions.values())
         results = await asyncio.gather(*(action(e) for e in executions), return_exceptions=True)
         for execution, result in zip(executions, results, strict=True):
