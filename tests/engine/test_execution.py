@@ -110,7 +110,7 @@ async def test_blocking_handler_stops_at_its_checkpoint(
 async def test_uninterruptible_handler_is_never_reported_stopped_while_it_runs(
     service: OperationService, worker: Worker
 ) -> None:
-    op = await start(service, "test.blocking_stubborn", seconds=0.8)
+    op = await start(service, "test.blocking_stubborn", seconds=1.5)
     await until_state(service, op.id, State.RUNNING)
     await service.cancel(op.id)
     await asyncio.sleep(0.4)  # well past every grace period of the ladder
