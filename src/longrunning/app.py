@@ -113,7 +113,7 @@ async def run_server(
     registry = build_registry(settings.handler_modules)
     async with opened_store(settings.store_url) as store:
         service = OperationService(store, registry)
-        reaper = LeaseReaper(store, registry, config=settings.engine)
+        reaper = LeaseReaper(store, config=settings.engine)
         worker = (
             Worker(store, registry, config=settings.engine, signals=service.signals)
             if settings.embedded_worker
@@ -157,7 +157,7 @@ async def run_worker(
     registry = build_registry(settings.handler_modules)
     async with opened_store(settings.store_url) as store:
         worker = Worker(store, registry, config=settings.engine)
-        reaper = LeaseReaper(store, registry, config=settings.engine)
+        reaper = LeaseReaper(store, config=settings.engine)
         tasks = [
             asyncio.create_task(reaper.run(), name="reaper"),
             asyncio.create_task(worker.run(), name="worker"),

@@ -58,7 +58,7 @@ def start_worker(
             signals=service.signals if shared_signals else None,
         )
         task = asyncio.create_task(worker.run())
-        reaper = asyncio.create_task(LeaseReaper(store, registry, config=config).run())
+        reaper = asyncio.create_task(LeaseReaper(store, config=config).run())
         try:
             yield worker
         finally:

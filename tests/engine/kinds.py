@@ -38,7 +38,7 @@ def blocking(ctx: OperationContext) -> JsonValue:
     return "done"
 
 
-@operation_kind("test.blocking_stubborn")
+@operation_kind("test.blocking_stubborn", cooperative_grace_seconds=0.1)
 def blocking_stubborn(ctx: OperationContext) -> JsonValue:
     """A plain function in a thread that never looks at the token: it cannot be interrupted."""
     end = time.monotonic() + _seconds(ctx.request)
@@ -48,6 +48,13 @@ def blocking_stubborn(ctx: OperationContext) -> JsonValue:
                 STEPS_AFTER_STOP[ctx.operation_id] = STEPS_AFTER_STOP.get(ctx.operation_id, 0) + 1
         time.sleep(0.01)
     return "finished anyway"
+
+
+@operation_kind("test.blocking_idempotent", idempotent=True, max_attempts=3)
+def blocking_idempotent(ctx: OperationContext) -> JsonValue:
+    """An uninterruptible thread that may run again: 0.4 s on its first attempt, 1.5 s after."""
+    time.sleep(0.4 if ctx.attempt == 1 else 1.5)
+    return ctx.attempt
 
 
 @operation_kind("test.async_stubborn", cooperative_grace_seconds=0.2)
@@ -155,6 +162,7 @@ queued = OperationKind(
 TEST_KINDS = (
     blocking,
     blocking_stubborn,
+    blocking_idempotent,
     async_stubborn,
     flaky,
     user_error,

@@ -10,13 +10,14 @@ import pytest
 
 from longrunning.core import lifecycle
 from longrunning.core.errors import Code, LeaseLost, OperationAlreadyExists, TargetBusy
-from longrunning.core.operation import CancelOutcome, Operation, State
+from longrunning.core.operation import CancelOutcome, Operation, Progress, State
 from longrunning.core.ports import OperationStore
 from longrunning.engine.config import EngineConfig, SystemClock
 from longrunning.engine.execution import Execution
 from longrunning.engine.kinds import HandlerRegistry
 from longrunning.engine.recovery import LeaseReaper
 from longrunning.engine.service import OperationService, StartRequest
+from longrunning.engine.worker import Worker
 from tests.engine.conftest import FAST, WorkerFactory
 from tests.engine.test_execution import start, until_state
 
@@ -53,7 +54,7 @@ async def test_expired_lease_of_non_idempotent_kind_fails_unavailable(
     op = await start(service, "test.tracked")
     await claim_by(store, "vanished-worker", lease_seconds=0.05)
     await asyncio.sleep(0.1)
-    assert await LeaseReaper(store, registry, config=FAST).recover_once() == 1
+    assert await LeaseReaper(store, config=FAST).recover_once() == 1
     done = await service.get(op.id)
     assert done.state is State.FAILED
     assert done.error is not None and done.error.code is Code.UNAVAILABLE
@@ -66,10 +67,22 @@ async def test_expired_lease_with_cancel_requested_ends_cancelled_worker_lost(
     await claim_by(store, "vanished-worker", lease_seconds=0.05)
     await service.cancel(op.id)
     await asyncio.sleep(0.1)
-    await LeaseReaper(store, registry, config=FAST).recover_once()
+    await LeaseReaper(store, config=FAST).recover_once()
     done = await service.get(op.id)
     assert done.state is State.CANCELLED
     assert done.cancel_outcome is CancelOutcome.WORKER_LOST
+
+
+def zombie(claimed: Operation, registry: HandlerRegistry, store: OperationStore) -> Execution:
+    """An execution still holding `claimed`'s lease in its memory, as a stalled worker would."""
+    return Execution(
+        claimed,
+        registry.get(claimed.kind),
+        store=store,
+        clock=SystemClock(),
+        config=FAST,
+        executor=None,  # type: ignore[arg-type]  # never runs a handler
+    )
 
 
 async def test_zombie_write_after_recovery_is_fenced_off(
@@ -78,31 +91,50 @@ async def test_zombie_write_after_recovery_is_fenced_off(
     op = await start(service, "demo.sleep")
     zombie_view = await claim_by(store, "zombie", lease_seconds=0.05)
     await asyncio.sleep(0.1)
-    await LeaseReaper(store, registry, config=FAST).recover_once()  # back to PENDING (idempotent)
+    await LeaseReaper(store, config=FAST).recover_once()  # back to PENDING (idempotent)
     fresh = await claim_by(store, "new-owner", lease_seconds=10)
     assert fresh.lease_epoch == zombie_view.lease_epoch + 1
-    zombie = Execution(
-        zombie_view,
-        registry.get("demo.sleep"),
-        store=store,
-        clock=SystemClock(),
-        config=FAST,
-        executor=None,  # type: ignore[arg-type]
-    )
     with pytest.raises(LeaseLost):
-        await zombie._write(lambda o: lifecycle.succeed(o, "stale", now=o.update_time))
+        await zombie(zombie_view, registry, store)._write(
+            lambda o: lifecycle.succeed(o, "stale", now=o.update_time)
+        )
     current = await service.get(op.id)
     assert current.state is State.RUNNING and current.lease_owner == "new-owner"
 
 
-async def test_no_write_ever_changes_a_terminal_operation(
-    service: OperationService, store: OperationStore
+async def test_a_stale_claim_of_the_same_worker_is_fenced_by_its_epoch(
+    service: OperationService, store: OperationStore, registry: HandlerRegistry
 ) -> None:
-    op = await start(service, "demo.sleep")
-    cancelled = await service.cancel(op.id)
-    with pytest.raises(Exception, match="cannot"):
-        lifecycle.claim(cancelled, owner="w", lease_until=cancelled.update_time, now=op.update_time)
-    assert (await service.get(op.id)).state is State.CANCELLED
+    await start(service, "demo.sleep")
+    first = await claim_by(store, "same-worker", lease_seconds=0.05)
+    await asyncio.sleep(0.1)
+    await LeaseReaper(store, config=FAST).recover_once()  # idempotent: back to PENDING
+    second = await claim_by(store, "same-worker", lease_seconds=10)
+    assert (second.lease_owner, second.lease_epoch) == ("same-worker", first.lease_epoch + 1)
+    stale = zombie(first, registry, store)
+    with pytest.raises(LeaseLost):
+        await stale._write(lambda o: lifecycle.succeed(o, "stale", now=o.update_time))
+    assert (await service.get(first.id)).state is State.RUNNING
+
+
+async def test_a_worker_cannot_write_to_an_operation_that_ended_meanwhile(
+    service: OperationService, store: OperationStore, registry: HandlerRegistry
+) -> None:
+    await start(service, "test.tracked")
+    claimed = await claim_by(store, "slow-worker", lease_seconds=0.05)
+    await asyncio.sleep(0.1)
+    await LeaseReaper(store, config=FAST).recover_once()  # not idempotent: FAILED
+    ended = await service.get(claimed.id)
+    assert ended.state is State.FAILED
+    late = zombie(claimed, registry, store)
+    for change in (
+        lambda o: lifecycle.succeed(o, "late", now=o.update_time),
+        lambda o: lifecycle.report_progress(o, Progress(percent=99), now=o.update_time),
+    ):
+        with pytest.raises(LeaseLost):
+            await late._write(change)
+    assert await service.get(claimed.id) == ended  # not one field changed
+    assert (await service.cancel(claimed.id)) == ended  # and a cancel is a no-op
 
 
 async def test_same_request_id_and_parameters_returns_the_same_operation(
@@ -155,7 +187,7 @@ async def test_finished_operations_are_purged_after_retention(
     assert cutoff is not None
     retention = SystemClock().now() - cutoff + timedelta(milliseconds=1)
     config = dataclasses.replace(FAST, retention=retention)
-    assert await LeaseReaper(store, registry, config=config).purge_once() == 1
+    assert await LeaseReaper(store, config=config).purge_once() == 1
     with pytest.raises(Exception, match="operation"):
         await service.get(old.id)
     assert (await service.get(young.id)).state is State.CANCELLED
@@ -188,3 +220,25 @@ async def test_deleting_a_live_operation_is_refused(service: OperationService) -
 
 def test_config_heartbeat_defaults_to_a_third_of_the_lease() -> None:
     assert EngineConfig(lease_seconds=9).heartbeat_interval == 3
+
+
+async def test_a_reclaimed_operation_stays_tracked_while_its_fenced_run_finishes(
+    service: OperationService, store: OperationStore, worker: Worker
+) -> None:
+    op = await start(service, "test.blocking_idempotent")
+    running = await until_state(service, op.id, State.RUNNING)
+    # Its lease is lost while the thread runs on (as after a long stall): recovery re-queues it,
+    # and this same worker claims it again while the first run has not ended.
+    expired = dataclasses.replace(running, lease_expires_at=running.create_time)
+    await store.replace(
+        lifecycle.recover_expired_lease(expired, now=SystemClock().now()),
+        expected_version=running.version,
+    )
+    async with asyncio.timeout(5):
+        while (again := await service.get(op.id)).attempt < 2 or again.state is not State.RUNNING:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.6)  # the first run ends meanwhile; it must not untrack the second
+    assert worker.executions[op.id].epoch == again.lease_epoch
+    done = await service.wait(op.id, timeout=5)
+    assert done.state is State.SUCCEEDED
+    assert (done.attempt, done.result) == (2, 2)  # the fenced first run recorded nothing

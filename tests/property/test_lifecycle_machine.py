@@ -46,6 +46,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
         self.ids: list[str] = []
         self.held: dict[str, tuple[str, int]] = {}  # op id -> (worker, epoch) it believes it holds
+        self.claims: list[
+            tuple[str, str, int]
+        ] = []  # every claim ever made: (op id, worker, epoch)
         self.crashed: set[str] = set()
         self.terminal: dict[str, Operation] = {}
         self.max_percent: dict[str, float] = {}
@@ -64,9 +67,14 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.now += timedelta(seconds=seconds)
         return self.now
 
-    async def fenced(self, op_id: str, change: Callable[[Operation], Operation]) -> bool:
+    async def fenced(
+        self,
+        op_id: str,
+        change: Callable[[Operation], Operation],
+        claim: tuple[str, int] | None = None,
+    ) -> bool:
         """A worker's write, exactly as the engine does it: read, check the fence, CAS."""
-        worker, epoch = self.held[op_id]
+        worker, epoch = claim or self.held[op_id]
         for _ in range(5):
             op = await self.store.get(op_id)
             try:
@@ -80,9 +88,15 @@ class LifecycleMachine(RuleBasedStateMachine):
             return True
         return False
 
-    @rule(cancellable=st.booleans())
-    def start(self, cancellable: bool) -> None:
-        op = make_operation(cancellable=cancellable, now=self.tick(), kind="demo.sleep")
+    @rule(cancellable=st.booleans(), idempotent=st.booleans())
+    def start(self, cancellable: bool, idempotent: bool) -> None:
+        op = make_operation(
+            cancellable=cancellable,
+            idempotent=idempotent,
+            max_attempts=3,
+            now=self.tick(),
+            kind="demo.sleep",
+        )
         self.run(self.store.insert(op))
         self.ids.append(op.id)
 
@@ -103,6 +117,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert isinstance(claimed, Operation)
             assert claimed.lease_epoch > self.max_epoch.get(claimed.id, 0)
             self.held[claimed.id] = (worker, claimed.lease_epoch)
+            self.claims.append((claimed.id, worker, claimed.lease_epoch))
 
     def _held_by_live_worker(self) -> list[str]:
         return sorted(i for i, (w, _) in self.held.items() if w not in self.crashed)
@@ -168,20 +183,40 @@ class LifecycleMachine(RuleBasedStateMachine):
         with contextlib.suppress(InvalidTransition):
             self.run(self.fenced(op_id, stop))
 
+    @precondition(lambda self: bool(self.claims))
+    @rule(data=st.data())
+    def stale_claim_write_is_refused(self, data: st.DataObject) -> None:
+        """Any claim but the operation's newest one (same worker or not) can no longer write."""
+        op_id, worker, epoch = data.draw(st.sampled_from(self.claims))
+        current = self.run(self.store.get(op_id))
+        assert isinstance(current, Operation)
+        is_current = (
+            current.state is State.RUNNING
+            and current.lease_owner == worker
+            and current.lease_epoch == epoch
+        )
+        now = self.tick(0.1)
+        wrote = self.run(
+            self.fenced(
+                op_id,
+                lambda o: lifecycle.report_progress(o, Progress(percent=1.0), now=now),
+                claim=(worker, epoch),
+            )
+        )
+        assert wrote == is_current
+
     @rule(worker=st.sampled_from(WORKERS))
     def crash(self, worker: str) -> None:
         self.crashed.add(worker)
 
-    @rule(idempotent=st.booleans())
-    def reaper_pass(self, idempotent: bool) -> None:
-        now = self.tick(LEASE.total_seconds() / 2)
+    @rule()
+    def reaper_pass(self) -> None:
+        now = self.tick(LEASE.total_seconds() + 1)  # every lease taken so far has expired
         expired = self.run(self.store.expired_leases(now=now, limit=100))
         assert isinstance(expired, list)
         for op in expired:
             assert op.lease_expires_at is not None and op.lease_expires_at < now
-            changed = lifecycle.recover_expired_lease(
-                op, idempotent=idempotent, not_before=now, now=now
-            )
+            changed = lifecycle.recover_expired_lease(op, now=now)
             with contextlib.suppress(StoreConflict):
                 self.run(self.store.replace(changed, expected_version=op.version))
 

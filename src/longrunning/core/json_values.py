@@ -22,7 +22,7 @@ def check_json(value: object, *, what: str, depth: int = 0) -> JsonValue:
     if depth > _MAX_DEPTH:
         raise InvalidRequest(f"{what} is nested too deeply", reason="JSON_TOO_DEEP")
     if isinstance(value, str):
-        return _check_text(value, what=what)
+        return check_text(value, what=what)
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
@@ -36,7 +36,7 @@ def check_json(value: object, *, what: str, depth: int = 0) -> JsonValue:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidRequest(f"{what} has a non-string key", reason="INVALID_JSON")
-            out[_check_text(key, what=what)] = check_json(item, what=what, depth=depth + 1)
+            out[check_text(key, what=what)] = check_json(item, what=what, depth=depth + 1)
         return out
     raise InvalidRequest(
         f"{what} holds a {type(value).__name__}, which is not JSON", reason="INVALID_JSON"
@@ -51,7 +51,7 @@ def check_json_object(value: object, *, what: str) -> JsonObject:
     return checked
 
 
-def _check_text(value: str, *, what: str) -> str:
+def check_text(value: str, *, what: str) -> str:
     # Lone surrogates ("\ud800") are valid Python but not Unicode text: no store can keep them.
     try:
         value.encode("utf-8")

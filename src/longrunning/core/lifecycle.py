@@ -46,9 +46,10 @@ def check_fence(op: Operation, *, owner: str, epoch: int) -> None:
         raise LeaseLost(f"worker {owner} no longer holds operation {op.id} (epoch {epoch})")
 
 
-def renew_lease(op: Operation, *, lease_until: datetime, now: datetime) -> Operation:
+def renew_lease(op: Operation, *, lease_until: datetime) -> Operation:
+    """Extend the lease. Not a visible change: `update_time` stays (it is the user's view)."""
     _require(op, State.RUNNING, action="renew the lease of")
-    return dataclasses.replace(op, lease_expires_at=lease_until, update_time=now)
+    return dataclasses.replace(op, lease_expires_at=lease_until)
 
 
 def report_progress(op: Operation, progress: Progress, *, now: datetime) -> Operation:
@@ -160,9 +161,7 @@ def can_retry(op: Operation) -> bool:
     return op.attempt < op.max_attempts and not op.cancel_requested
 
 
-def recover_expired_lease(
-    op: Operation, *, idempotent: bool, not_before: datetime, now: datetime
-) -> Operation:
+def recover_expired_lease(op: Operation, *, now: datetime) -> Operation:
     """The worker holding the lease is gone: retry, or fail with UNAVAILABLE, or end a cancel.
 
     Only valid once the lease has expired; the epoch stays, so the lost worker stays fenced off
@@ -171,8 +170,9 @@ def recover_expired_lease(
     _require(op, State.RUNNING, action="recover")
     if op.cancel_requested:
         return confirm_cancelled(op, CancelOutcome.WORKER_LOST, now=now)
-    if idempotent and can_retry(op):
-        return retry(op, not_before=not_before, now=now)
+    if op.idempotent and can_retry(op):
+        # A lost worker is not the handler's failure: run it again at once, without backoff.
+        return retry(op, not_before=now, now=now)
     return fail(
         op,
         Failure(

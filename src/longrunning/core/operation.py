@@ -100,6 +100,8 @@ class Operation:
     attempt: int = 0
     """How many times a worker has claimed it."""
     max_attempts: int = 1
+    idempotent: bool = False
+    """Safe to run again from the start after its worker was lost (from its kind, at start)."""
     labels: dict[str, str] = field(default_factory=dict)
     request_id: str | None = None
     """The client's idempotency key, unique within the parent."""

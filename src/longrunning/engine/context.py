@@ -7,13 +7,19 @@ so everything here is safe to call from either. No store access here: the execut
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
 from longrunning.core.errors import Code
-from longrunning.core.json_values import JsonObject, JsonValue, check_json_object
+from longrunning.core.json_values import (
+    JsonObject,
+    JsonValue,
+    check_json,
+    check_json_object,
+)
 from longrunning.core.operation import DEFAULT_SEVERITY, Failure, Operation, Progress
 
 _T = TypeVar("_T")
@@ -37,6 +43,9 @@ class OperationFailed(Exception):
         retryable: bool = False,
     ) -> None:
         super().__init__(message)
+        if isinstance(severity, bool) or not isinstance(severity, int):
+            raise TypeError("severity must be an integer")
+        details = tuple(check_json(list(details), what="details"))  # type: ignore[arg-type]
         self.failure = Failure(
             code=code,
             message=message,
@@ -121,6 +130,18 @@ class OperationContext:
     def report_progress(
         self, percent: float, *, phase: str | None = None, eta: datetime | None = None
     ) -> None:
+        # Checked here, in the handler's own call, so a mistake fails loudly where it is made
+        # instead of poisoning the write that records the outcome.
+        if isinstance(percent, bool) or not isinstance(percent, int | float):
+            raise TypeError("percent must be a number from 0 to 100")
+        if not math.isfinite(percent):
+            raise ValueError("percent must be finite")
+        if phase is not None and (not isinstance(phase, str) or len(phase) > 1024):
+            raise TypeError("phase must be a string of at most 1024 characters")
+        if phase is not None:
+            check_json(phase, what="phase")
+        if eta is not None and (not isinstance(eta, datetime) or eta.tzinfo is None):
+            raise TypeError("eta must be a timezone-aware datetime, e.g. datetime.now(UTC)")
         self._call(self._on_progress, Progress(percent=float(percent), phase=phase, eta=eta))
 
     def _call(self, callback: Callable[[_T], None], value: _T) -> None:

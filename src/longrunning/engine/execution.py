@@ -26,6 +26,7 @@ from longrunning.core.errors import (
     LongrunningError,
     OperationNotFound,
     StoreConflict,
+    StoreError,
 )
 from longrunning.core.json_values import JsonObject, JsonValue, check_json
 from longrunning.core.operation import CancelOutcome, Failure, Operation, Progress
@@ -118,10 +119,36 @@ class Execution:
         if self.stop_reason is StopReason.LEASE_LOST:
             log.warning("operation %s: lease lost; its new owner records the outcome", self.op.id)
             return
-        try:
-            await self._write(outcome, flush_pending=True)
-        except (LeaseLost, OperationNotFound):
-            log.warning("operation %s: lease lost before its outcome was written", self.op.id)
+        await self._record(outcome)
+
+    async def _record(self, outcome: Callable[[Operation], Operation]) -> None:
+        """Write the outcome, retrying while the store is unavailable: the execution stays
+        registered meanwhile, so its lease keeps being renewed and nobody runs it again."""
+        delay, fell_back = 0.05, False
+        while True:
+            try:
+                await self._write(outcome, flush_pending=True)
+                return
+            except (LeaseLost, OperationNotFound):
+                log.warning("operation %s: lease lost before its outcome was written", self.op.id)
+                return
+            except StoreError as exc:  # includes StoreConflict after many attempts
+                log.warning("operation %s: outcome not written yet (%s); retrying", self.op.id, exc)
+            except Exception:
+                # A value the store cannot keep (a bug in the handler's progress or result):
+                # record the failure itself rather than nothing; once.
+                log.exception("operation %s: its outcome cannot be stored", self.op.id)
+                if fell_back:
+                    return
+                fell_back = True
+                self._pending_progress, self._pending_metadata = None, {}
+                failure = Failure(
+                    code=Code.INTERNAL, message="the handler's outcome could not be stored"
+                )
+                outcome = self._failed(failure, retryable=False)
+                continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _invoke(self) -> JsonValue:
         handler = self.kind.handler
@@ -227,7 +254,7 @@ class Execution:
     async def renew_lease(self) -> None:
         until = self._clock.now() + timedelta(seconds=self._config.lease_seconds)
         try:
-            await self._write(lambda op: lifecycle.renew_lease(op, lease_until=until, now=until))
+            await self._write(lambda op: lifecycle.renew_lease(op, lease_until=until))
         except (LeaseLost, OperationNotFound):
             self.stop(StopReason.LEASE_LOST)
         else:

@@ -15,7 +15,6 @@ from longrunning.core.errors import InvalidTransition, LongrunningError, StoreCo
 from longrunning.core.operation import Operation
 from longrunning.core.ports import Clock, OperationStore
 from longrunning.engine.config import EngineConfig, SystemClock
-from longrunning.engine.kinds import HandlerRegistry
 
 log = logging.getLogger("longrunning.reaper")
 
@@ -26,13 +25,11 @@ class LeaseReaper:
     def __init__(
         self,
         store: OperationStore,
-        registry: HandlerRegistry,
         *,
         config: EngineConfig | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.store = store
-        self.registry = registry
         self.config = config or EngineConfig()
         self.clock = clock or SystemClock()
 
@@ -59,22 +56,23 @@ class LeaseReaper:
         return changed
 
     def _recover(self, op: Operation) -> Operation:
-        # A lost worker is not the handler's failure: retry at once, without backoff.
-        now = self.clock.now()
-        idempotent = op.kind in self.registry and self.registry.get(op.kind).idempotent
         log.warning(
             "operation %s: lease of %s expired at %s; recovering",
             op.id,
             op.lease_owner,
             op.lease_expires_at,
         )
-        return lifecycle.recover_expired_lease(op, idempotent=idempotent, not_before=now, now=now)
+        return lifecycle.recover_expired_lease(op, now=self.clock.now())
 
     async def _apply(self, op: Operation, change: Callable[[Operation], Operation]) -> int:
         try:
             await self.store.replace(change(op), expected_version=op.version)
         except (StoreConflict, InvalidTransition):
             return 0  # another reaper, or the worker itself, got there first
+        except LongrunningError as exc:
+            # One operation that cannot be written must not stall recovery of the others.
+            log.error("operation %s: recovery failed: %s", op.id, exc)
+            return 0
         return 1
 
     async def purge_once(self) -> int:

@@ -6,6 +6,7 @@ handlers (workers do) and never imports a store adapter or a wire format.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -22,7 +23,7 @@ from longrunning.core.errors import (
     OperationAlreadyExists,
     StoreConflict,
 )
-from longrunning.core.json_values import JsonObject, check_json_object
+from longrunning.core.json_values import JsonObject, check_json_object, check_text
 from longrunning.core.listing import OperationQuery, Page
 from longrunning.core.operation import Operation, State
 from longrunning.core.ports import Clock, OperationStore
@@ -100,16 +101,22 @@ def _check_labels(labels: Mapping[str, str]) -> dict[str, str]:
                 f"label {key!r} must be a string of at most 256 characters",
                 reason="INVALID_LABELS",
             )
+        check_text(value, what=f"label {key!r}")
     return dict(labels)
 
 
-def _fingerprint(start: StartRequest, target: str | None) -> str:
+def _fingerprint(start: StartRequest, target: str | None, timeout: float | None) -> str:
     body = json.dumps(
-        [start.kind, start.request, dict(start.labels), target, start.queue],
+        [start.kind, start.request, dict(start.labels), target, start.queue, timeout],
         sort_keys=True,
         separators=(",", ":"),
     )
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _visible(op: Operation) -> Operation:
+    """The operation without what changes on every lease renewal, which watchers need not see."""
+    return dataclasses.replace(op, version=0, lease_expires_at=None)
 
 
 class OperationService:
@@ -165,10 +172,11 @@ class OperationService:
             request=request,
             labels=labels,
             request_id=start.request_id,
-            request_hash=_fingerprint(start, target),
+            request_hash=_fingerprint(start, target, timeout),
             target=target,
             queue=start.queue,
             max_attempts=kind.max_attempts,
+            idempotent=kind.idempotent,
             deadline=now + timedelta(seconds=timeout) if timeout is not None else None,
         )
         stored = await self.store.insert(
@@ -239,13 +247,13 @@ class OperationService:
         op_id = check_operation_id(op_id)
         loop_time = time.monotonic()
         deadline = None if timeout is None else loop_time + timeout
-        last_version = -1
+        last: Operation | None = None
         while True:
             seen = self.store.change_count()
             op = await self.store.get(op_id)
-            if op.version != last_version:
-                last_version = op.version
+            if last is None or _visible(op) != _visible(last):
                 yield op
+            last = op
             if op.done:
                 return
             remaining = 30.0 if deadline is None else deadline - time.monotonic()

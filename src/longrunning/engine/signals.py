@@ -16,8 +16,10 @@ class CancelSignals:
     def subscribe(self, op_id: str, listener: Callable[[], None]) -> None:
         self._listeners[op_id] = listener
 
-    def unsubscribe(self, op_id: str) -> None:
-        self._listeners.pop(op_id, None)
+    def unsubscribe(self, op_id: str, listener: Callable[[], None]) -> None:
+        """Remove `listener`, unless a newer claim of the same operation replaced it."""
+        if self._listeners.get(op_id) is listener:
+            del self._listeners[op_id]
 
     def publish(self, op_id: str) -> None:
         listener = self._listeners.get(op_id)

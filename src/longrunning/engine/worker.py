@@ -113,36 +113,44 @@ class Worker:
             config=self.config,
             executor=self._executor,
         )
+        older = self.executions.get(op.id)
+        if older is not None:
+            # We re-claimed an operation whose earlier run here lost its lease but has not ended
+            # (an uninterruptible handler). It stays fenced and keeps its slot until it ends;
+            # from now on only the new claim is tracked, renewed and told about cancels.
+            older.stop(StopReason.LEASE_LOST)
         self.executions[op.id] = execution
-        self.signals.subscribe(op.id, functools.partial(self._on_cancel_signal, op.id))
-        task = asyncio.create_task(self._run_execution(execution), name=f"execution-{op.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        listener = functools.partial(execution.stop, StopReason.CANCEL)
+        self.signals.subscribe(op.id, listener)
+        deadline_timer = None
         if op.deadline is not None:
             delay = (op.deadline - self.clock.now()).total_seconds()
-            asyncio.get_running_loop().call_later(
-                max(delay, 0.0), functools.partial(self._on_deadline, op.id)
+            deadline_timer = asyncio.get_running_loop().call_later(
+                max(delay, 0.0), execution.stop, StopReason.DEADLINE
             )
+        task = asyncio.create_task(
+            self._run_execution(execution, listener, deadline_timer), name=f"execution-{op.id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _run_execution(self, execution: Execution) -> None:
+    async def _run_execution(
+        self,
+        execution: Execution,
+        listener: Callable[[], None],
+        deadline_timer: asyncio.TimerHandle | None,
+    ) -> None:
         try:
             await execution.run()
         except Exception:
             log.exception("execution of %s failed unexpectedly", execution.op_id)
         finally:
-            self.signals.unsubscribe(execution.op_id)
-            self.executions.pop(execution.op_id, None)
+            if deadline_timer is not None:
+                deadline_timer.cancel()
+            self.signals.unsubscribe(execution.op_id, listener)
+            if self.executions.get(execution.op_id) is execution:
+                del self.executions[execution.op_id]
             self._slots.release()
-
-    def _on_cancel_signal(self, op_id: str) -> None:
-        execution = self.executions.get(op_id)
-        if execution is not None:
-            execution.stop(StopReason.CANCEL)
-
-    def _on_deadline(self, op_id: str) -> None:
-        execution = self.executions.get(op_id)
-        if execution is not None:
-            execution.stop(StopReason.DEADLINE)
 
     async def _supervise(self) -> None:
         """Renew leases every heartbeat; between heartbeats, re-read running operations after a
@@ -150,13 +158,18 @@ class Worker:
         next_heartbeat = time.monotonic() + self.config.heartbeat_interval
         while True:
             seen = self.store.change_count()
-            if time.monotonic() >= next_heartbeat:
-                next_heartbeat = time.monotonic() + self.config.heartbeat_interval
-                await self._for_each(lambda e: e.renew_lease())
-            else:
-                await self._for_each(self._refresh)
-            timeout = max(next_heartbeat - time.monotonic(), 0.0)
-            await self.store.wait_for_change(seen, timeout)
+            try:
+                if time.monotonic() >= next_heartbeat:
+                    next_heartbeat = time.monotonic() + self.config.heartbeat_interval
+                    await self._for_each(lambda e: e.renew_lease())
+                else:
+                    await self._for_each(self._refresh)
+                timeout = max(next_heartbeat - time.monotonic(), 0.0)
+                await self.store.wait_for_change(seen, timeout)
+            except Exception:
+                # Leases must keep being renewed: a dead supervisor would let every running
+                # operation be recovered and run twice. Log, and go on.
+                log.exception("worker supervisor pass failed; retrying")
             await asyncio.sleep(self.config.cancel_check_seconds)
 
     async def _refresh(self, execution: Execution) -> None:
@@ -182,7 +195,10 @@ class Worker:
             future.cancel()
 
     async def _drain(self) -> None:
-        """Give running operations the shutdown grace, then interrupt and record them."""
+        """Give running operations the shutdown grace, then interrupt them and record how they
+        ended. Handlers that cannot be interrupted (plain functions in threads) are waited for,
+        leases renewed meanwhile, so their outcome is recorded, not guessed; a second signal to
+        the process exits at once and leaves their leases to expire."""
         if not self._tasks:
             return
         _, pending = await asyncio.wait(
@@ -192,4 +208,12 @@ class Worker:
             return
         for execution in list(self.executions.values()):
             execution.stop(StopReason.SHUTDOWN)
-        await asyncio.wait(pending, timeout=self.config.shutdown_grace_seconds)
+        _, pending = await asyncio.wait(pending, timeout=self.config.shutdown_grace_seconds)
+        if pending:
+            log.warning(
+                "waiting for %d handler(s) that cannot be interrupted: %s "
+                "(signal again to exit now; their leases then expire and they are recovered)",
+                len(pending),
+                ", ".join(sorted(self.executions)),
+            )
+            await asyncio.wait(pending)

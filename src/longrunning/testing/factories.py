@@ -38,6 +38,7 @@ class OperationFields(TypedDict, total=False):
     end_time: datetime | None
     attempt: int
     max_attempts: int
+    idempotent: bool
     labels: dict[str, str]
     request_id: str | None
     request_hash: str | None
