@@ -14,6 +14,7 @@ from tests.acceptance.processes import NodeProcess, wait_for
 pytestmark = pytest.mark.acceptance
 
 LEASE = 2.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -26,7 +27,8 @@ def api(tmp_path: Path, store_url: str) -> Iterator[NodeProcess]:
     """An API-only node: every operation runs on the separate worker processes of the test."""
     node = NodeProcess(
         "serve", "--port", "0", "--workers", "0", "--store", store_url,
-        "--lease-seconds", str(LEASE), log=tmp_path / "api.log",
+        "--lease-seconds", str(LEASE), "--handlers", "tests.engine.kinds",
+        env={"PYTHONPATH": str(ROOT)}, log=tmp_path / "api.log",
     )  # fmt: skip
     yield node
     node.kill()
@@ -126,3 +128,41 @@ def test_server_killed_right_after_acknowledged_starts_loses_none(
                 assert got.json()["requestId"] == f"start-{i}"
     finally:
         restarted.kill()
+
+
+def test_killed_worker_takes_its_process_isolated_handler_group_down(
+    tmp_path: Path, store_url: str, api: NodeProcess
+) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    node = NodeProcess(
+        "worker", "--store", store_url, "--lease-seconds", str(LEASE),
+        "--handlers", "tests.engine.kinds",
+        env={"PYTHONPATH": str(ROOT)},
+        log=tmp_path / "worker.log",
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=api.url, timeout=10) as client:
+            created = client.post(
+                "/api/v1/operations",
+                json={"kind": "test.process_stubborn", "request": {"pid_file": str(pid_file)}},
+            )
+            assert created.status_code == 201, created.text
+            wait_for(client, created.json()["id"], lambda op: op["progress"]["percent"] > 0)
+        grandchild = int(pid_file.read_text())
+        assert running(grandchild)
+        node.kill()  # SIGKILL to the worker's own group only: the handler leads another group
+        deadline = time.monotonic() + 5
+        while running(grandchild) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running(grandchild), "the handler's group outlived its worker"
+    finally:
+        node.kill()
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (in a container, nobody may reap an orphan's zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

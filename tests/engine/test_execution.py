@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from longrunning.core.operation import CancelOutcome, Operation, State
 from longrunning.engine.service import OperationService, StartRequest
 from longrunning.engine.worker import Worker
 from tests.engine import kinds
+from tests.engine.conftest import FAST, WorkerFactory
 
 
 async def start(service: OperationService, kind: str, **request: object) -> Operation:
@@ -272,3 +274,20 @@ async def test_handler_metadata_is_merged_into_the_operation(
     assert done.state is State.SUCCEEDED
     assert done.metadata == {"rows_total": 2000, "table": "orders", "source": "backup-7"}
     assert done.result is None
+
+
+async def test_more_process_isolated_handlers_than_pool_threads_all_run_and_cancel(
+    service: OperationService, start_worker: WorkerFactory
+) -> None:
+    config = dataclasses.replace(FAST, concurrency=8)
+    async with start_worker(config=config):
+        ops = [await start(service, "test.process_cooperative", seconds=60) for _ in range(8)]
+        async with asyncio.timeout(30):
+            for op in ops:
+                while (await service.get(op.id)).progress.percent <= 0:
+                    await asyncio.sleep(0.05)
+        for op in ops:
+            await service.cancel(op.id)
+        for op in ops:
+            done = await service.wait(op.id, timeout=10)
+            assert done.cancel_outcome is CancelOutcome.STOPPED_COOPERATIVELY

@@ -154,7 +154,11 @@ class Execution:
         handler = self.kind.handler
         if self.kind.process_isolated:
             self._process = ProcessRun(
-                handler, self.op, on_progress=self._on_progress, on_metadata=self._on_metadata
+                handler,
+                self.op,
+                on_progress=self._on_progress,
+                on_metadata=self._on_metadata,
+                kill_grace=self.kind.kill_grace_seconds,
             )
             if self.stop_reason is not None:
                 self._process.request_stop()

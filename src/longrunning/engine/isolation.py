@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -41,7 +42,9 @@ def _resolve(module_name: str, qualname: str) -> Any:
     return getattr(target, "handler", target)  # an OperationKind, or the function itself
 
 
-def _child_main(module_name: str, qualname: str, op: Operation, conn: Connection) -> None:
+def _child_main(
+    module_name: str, qualname: str, op: Operation, conn: Connection, kill_grace: float
+) -> None:
     os.setsid()  # lead a new process group: the engine signals the whole group
     handler = _resolve(module_name, qualname)
     send_lock = threading.Lock()
@@ -51,7 +54,7 @@ def _child_main(module_name: str, qualname: str, op: Operation, conn: Connection
             conn.send(message)
 
     if asyncio.iscoroutinefunction(handler):
-        _report(send, lambda: asyncio.run(_run_async(handler, op, conn, send)))
+        _report(send, lambda: asyncio.run(_run_async(handler, op, conn, send, kill_grace)))
         return
     # A plain handler runs on the child's main thread, where it may use signals like any program.
     ctx = OperationContext(
@@ -60,12 +63,16 @@ def _child_main(module_name: str, qualname: str, op: Operation, conn: Connection
         on_progress=lambda p: send(("progress", p)),
         on_metadata=lambda m: send(("metadata", m)),
     )
-    _listen_for_stop(conn, ctx.request_stop)
+    _listen_for_stop(conn, ctx.request_stop, kill_grace)
     _report(send, lambda: handler(ctx))
 
 
 async def _run_async(
-    handler: Any, op: Operation, conn: Connection, send: Callable[[tuple[Any, ...]], None]
+    handler: Any,
+    op: Operation,
+    conn: Connection,
+    send: Callable[[tuple[Any, ...]], None],
+    kill_grace: float,
 ) -> JsonValue:
     loop = asyncio.get_running_loop()
     ctx = OperationContext(
@@ -74,19 +81,29 @@ async def _run_async(
         on_progress=lambda p: send(("progress", p)),
         on_metadata=lambda m: send(("metadata", m)),
     )
-    _listen_for_stop(conn, lambda: loop.call_soon_threadsafe(ctx.request_stop))
+    _listen_for_stop(conn, lambda: loop.call_soon_threadsafe(ctx.request_stop), kill_grace)
     result: JsonValue = await handler(ctx)
     return result
 
 
-def _listen_for_stop(conn: Connection, on_stop: Callable[[], object]) -> None:
+def _listen_for_stop(conn: Connection, on_stop: Callable[[], object], kill_grace: float) -> None:
+    """Relay the worker's stop request; and if the worker itself vanishes (its end of the pipe
+    closes), stop too: nobody would record this run, and a recovered operation may already run
+    elsewhere. Cooperatively first, then SIGKILL to the whole group, grandchildren included."""
+
     def listen() -> None:
+        stopped = False
         try:
-            while conn.recv() != _STOP:
-                pass
+            while True:
+                if conn.recv() == _STOP and not stopped:
+                    stopped = True
+                    on_stop()
         except (EOFError, OSError):
-            pass  # the parent is gone or done; either way, stop
-        on_stop()
+            pass
+        with contextlib.suppress(RuntimeError):  # the handler's loop may be closed already
+            on_stop()
+        time.sleep(kill_grace)
+        os.killpg(0, signal.SIGKILL)
 
     threading.Thread(target=listen, daemon=True, name="stop-listener").start()
 
@@ -112,13 +129,14 @@ class ProcessRun:
         *,
         on_progress: Callable[[Progress], None],
         on_metadata: Callable[[JsonObject], None],
+        kill_grace: float,
     ) -> None:
         module_name, qualname = handler.__module__, handler.__qualname__
         context = multiprocessing.get_context("spawn")
         self._parent_conn, child_conn = context.Pipe()
         self._process = context.Process(
             target=_child_main,
-            args=(module_name, qualname, op, child_conn),
+            args=(module_name, qualname, op, child_conn, kill_grace),
             name=f"longrunning-op-{op.id}",
             daemon=False,
         )
@@ -132,9 +150,12 @@ class ProcessRun:
         loop = asyncio.get_running_loop()
         self._process.start()
         self._child_conn.close()
-        outcome = await loop.run_in_executor(None, self._relay, loop)
-        await loop.run_in_executor(None, self._process.join)
-        self._parent_conn.close()
+        try:
+            outcome = await self._relay(loop)
+            await self._exited(loop)
+        finally:
+            self._parent_conn.close()
+        self._process.join()  # it has exited: this only reaps it
         if outcome is None:
             if self._signalled:
                 raise ProcessKilled(f"handler process ended by signal {-self._exit_code()}")
@@ -155,19 +176,45 @@ class ProcessRun:
     def _exit_code(self) -> int:
         return self._process.exitcode if self._process.exitcode is not None else 0
 
-    def _relay(self, loop: asyncio.AbstractEventLoop) -> tuple[Any, ...] | None:
-        """In a thread: forward progress until the outcome arrives or the pipe closes."""
-        while True:
+    async def _relay(self, loop: asyncio.AbstractEventLoop) -> tuple[Any, ...] | None:
+        """Forward progress until the outcome arrives or the pipe closes. Reads on the event
+        loop when the pipe is readable: no thread per child, so no pool caps how many run."""
+        outcome: asyncio.Future[tuple[Any, ...] | None] = loop.create_future()
+
+        def readable() -> None:
             try:
-                message = self._parent_conn.recv()
+                while self._parent_conn.poll():
+                    message = self._parent_conn.recv()
+                    if message[0] == "progress":
+                        self._on_progress(message[1])
+                    elif message[0] == "metadata":
+                        self._on_metadata(message[1])
+                    elif not outcome.done():
+                        outcome.set_result(tuple(message))
             except (EOFError, OSError):
-                return None
-            if message[0] == "progress":
-                loop.call_soon_threadsafe(self._on_progress, message[1])
-            elif message[0] == "metadata":
-                loop.call_soon_threadsafe(self._on_metadata, message[1])
-            else:
-                return tuple(message)
+                if not outcome.done():
+                    outcome.set_result(None)
+
+        fd = self._parent_conn.fileno()
+        loop.add_reader(fd, readable)
+        try:
+            return await outcome
+        finally:
+            loop.remove_reader(fd)
+
+    async def _exited(self, loop: asyncio.AbstractEventLoop) -> None:
+        exited: asyncio.Future[None] = loop.create_future()
+        sentinel = self._process.sentinel
+
+        def ended() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(sentinel, ended)
+        try:
+            await exited
+        finally:
+            loop.remove_reader(sentinel)
 
     def request_stop(self) -> None:
         """The cooperative rung: the child's `checkpoint()` starts raising."""
