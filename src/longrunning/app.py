@@ -58,7 +58,10 @@ class Settings:
 def build_registry(modules: Sequence[str]) -> HandlerRegistry:
     registry = HandlerRegistry(DEMO_KINDS)
     for module in modules:
-        registry.add_module(module)
+        try:
+            registry.add_module(module)
+        except ImportError as exc:
+            raise ValueError(f"cannot import handler module {module!r}: {exc}") from exc
     return registry
 
 
@@ -91,7 +94,11 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     sock.set_inheritable(True)
     return sock
 

@@ -125,3 +125,30 @@ def test_python_dash_m_runs_the_same_cli() -> None:
     )
     assert done.returncode == 0
     assert "serve" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--handlers", "no.such.module"], "cannot import handler module 'no.such.module'"),
+        (["--handlers", "json"], "declares no @operation_kind handlers"),
+        (["--retention-days", "-1"], "--retention-days must be positive"),
+        (["--lease-seconds", "0"], "--lease-seconds must be positive"),
+        (["--store", "postgresql://nowhere/db"], "postgresql"),
+        (["--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_a_server_that_cannot_start_says_why_in_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = subprocess.run(
+        [CLI, "serve", "--port", "0", "--data-dir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode in (1, 2)
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr
+    assert done.stdout == ""  # it never said it was serving

@@ -97,6 +97,8 @@ def _settings(args: argparse.Namespace, *, concurrency: int) -> Settings:
         raise ValueError("the number of workers must not be negative")
     if args.lease_seconds <= 0:
         raise ValueError("--lease-seconds must be positive")
+    if args.retention_days <= 0:
+        raise ValueError("--retention-days must be positive")
     return Settings(
         store_url=_store_url(args),
         host=getattr(args, "host", "127.0.0.1"),
