@@ -7,7 +7,7 @@ persist their results atomically. Terminal states never change. No I/O here.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from longrunning.core.errors import Code, InvalidTransition, LeaseLost, NotCancellable
 from longrunning.core.json_values import JsonObject, JsonValue
@@ -159,6 +159,43 @@ def retry(op: Operation, *, not_before: datetime, now: datetime) -> Operation:
 
 def can_retry(op: Operation) -> bool:
     return op.attempt < op.max_attempts and not op.cancel_requested
+
+
+def handler_failed(
+    op: Operation, failure: Failure, *, retryable: bool, backoff_seconds: float, now: datetime
+) -> Operation:
+    """The handler raised: retry after an exponential backoff if allowed and left, else fail."""
+    if retryable and can_retry(op):
+        delay = timedelta(seconds=backoff_seconds * 2 ** (op.attempt - 1))
+        return retry(op, not_before=now + delay, now=now)
+    return fail(op, failure, now=now)
+
+
+def handler_stopped(
+    op: Operation,
+    how: CancelOutcome,
+    *,
+    deadline_passed: bool,
+    shutting_down: bool,
+    now: datetime,
+) -> Operation:
+    """The handler stopped because it was told to (`how` says how). What that makes of it:
+
+    a requested cancel wins (CANCELLED); else a passed deadline (FAILED, DEADLINE_EXCEEDED);
+    else a worker shutdown hands it back (retried if idempotent with attempts left, else FAILED,
+    UNAVAILABLE); else the handler stopped itself (FAILED, CANCELLED code).
+    """
+    if op.cancel_requested:
+        return confirm_cancelled(op, how, now=now)
+    if deadline_passed:
+        failure = Failure(code=Code.DEADLINE_EXCEEDED, message="deadline exceeded")
+        return fail(op, failure, now=now, outcome=how)
+    if shutting_down:
+        if op.idempotent and can_retry(op):
+            return retry(op, not_before=now, now=now)
+        failure = Failure(code=Code.UNAVAILABLE, message="the worker shut down while it ran")
+        return fail(op, failure, now=now)
+    return fail(op, Failure(code=Code.CANCELLED, message="the handler cancelled itself"), now=now)
 
 
 def recover_expired_lease(op: Operation, *, now: datetime) -> Operation:

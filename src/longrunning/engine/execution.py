@@ -178,36 +178,22 @@ class Execution:
         return lambda op: lifecycle.succeed(op, result, now=self._clock.now())
 
     def _stopped(self, how: CancelOutcome) -> Callable[[Operation], Operation]:
-        def change(op: Operation) -> Operation:
-            now = self._clock.now()
-            if op.cancel_requested:
-                return lifecycle.confirm_cancelled(op, how, now=now)
-            if self.stop_reason is StopReason.DEADLINE:
-                failure = Failure(code=Code.DEADLINE_EXCEEDED, message="deadline exceeded")
-                return lifecycle.fail(op, failure, now=now, outcome=how)
-            if self.stop_reason is StopReason.SHUTDOWN:
-                return self._abandon(op)
-            failure = Failure(code=Code.CANCELLED, message="the handler cancelled itself")
-            return lifecycle.fail(op, failure, now=now)
-
-        return change
-
-    def _abandon(self, op: Operation) -> Operation:
-        now = self._clock.now()
-        if self.kind.idempotent and lifecycle.can_retry(op):
-            return lifecycle.retry(op, not_before=now, now=now)
-        failure = Failure(code=Code.UNAVAILABLE, message="the worker shut down while it ran")
-        return lifecycle.fail(op, failure, now=now)
+        return lambda op: lifecycle.handler_stopped(
+            op,
+            how,
+            deadline_passed=self.stop_reason is StopReason.DEADLINE,
+            shutting_down=self.stop_reason is StopReason.SHUTDOWN,
+            now=self._clock.now(),
+        )
 
     def _failed(self, failure: Failure, *, retryable: bool) -> Callable[[Operation], Operation]:
-        def change(op: Operation) -> Operation:
-            now = self._clock.now()
-            if retryable and lifecycle.can_retry(op):
-                backoff = self.kind.retry_backoff_seconds * 2 ** (op.attempt - 1)
-                return lifecycle.retry(op, not_before=now + timedelta(seconds=backoff), now=now)
-            return lifecycle.fail(op, failure, now=now)
-
-        return change
+        return lambda op: lifecycle.handler_failed(
+            op,
+            failure,
+            retryable=retryable,
+            backoff_seconds=self.kind.retry_backoff_seconds,
+            now=self._clock.now(),
+        )
 
     # The cancel ladder.
 
