@@ -92,3 +92,12 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting; last seen {op}")
         time.sleep(0.05)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (in a container, nobody may reap an orphan's zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

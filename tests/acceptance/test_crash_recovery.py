@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.processes import NodeProcess, wait_for
+from tests.acceptance.processes import NodeProcess, running, wait_for
 
 pytestmark = pytest.mark.acceptance
 
@@ -157,12 +157,3 @@ def test_killed_worker_takes_its_process_isolated_handler_group_down(
         assert not running(grandchild), "the handler's group outlived its worker"
     finally:
         node.kill()
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (in a container, nobody may reap an orphan's zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -15,17 +15,10 @@ from longrunning.engine.kinds import HandlerRegistry
 from longrunning.engine.recovery import LeaseReaper
 from longrunning.engine.service import OperationService
 from longrunning.engine.worker import Worker
+from longrunning.testing import FAST_ENGINE
 from tests.engine.kinds import TEST_KINDS
 
-FAST = EngineConfig(
-    lease_seconds=1.0,
-    poll_seconds=0.05,
-    cancel_check_seconds=0.01,
-    progress_interval_seconds=0.02,
-    reaper_interval_seconds=0.05,
-    concurrency=4,
-    shutdown_grace_seconds=0.5,
-)
+FAST = FAST_ENGINE
 
 
 @pytest.fixture

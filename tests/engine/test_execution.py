@@ -13,6 +13,7 @@ from longrunning.core.errors import Code, InvalidRequest, NotCancellable
 from longrunning.core.operation import CancelOutcome, Operation, State
 from longrunning.engine.service import OperationService, StartRequest
 from longrunning.engine.worker import Worker
+from tests.acceptance.processes import running
 from tests.engine import kinds
 from tests.engine.conftest import FAST, WorkerFactory
 
@@ -255,15 +256,6 @@ async def test_stubborn_process_group_is_killed_grandchildren_included(
     assert done.cancel_outcome is CancelOutcome.KILLED
     await asyncio.sleep(0.1)
     assert not running(grandchild)
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (in a container, nobody may reap an orphan's zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def test_handler_metadata_is_merged_into_the_operation(

@@ -5,6 +5,7 @@ process (httpx.ASGITransport) or on a real socket (uvicorn on 127.0.0.1, port 0)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,23 +15,15 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 from longrunning.client import NativeClient
-from longrunning.engine.config import EngineConfig
 from longrunning.engine.demo import DEMO_KINDS
 from longrunning.engine.kinds import HandlerRegistry
 from longrunning.engine.service import OperationService
 from longrunning.engine.worker import Worker
 from longrunning.faces.native.rest import http_exception_handler, native_routes
 from longrunning.stores.memory import MemoryStore
+from longrunning.testing import FAST_ENGINE
 
-FAST = EngineConfig(
-    lease_seconds=2.0,
-    poll_seconds=0.05,
-    cancel_check_seconds=0.01,
-    progress_interval_seconds=0.02,
-    reaper_interval_seconds=0.05,
-    concurrency=4,
-    shutdown_grace_seconds=0.5,
-)
+FAST = dataclasses.replace(FAST_ENGINE, lease_seconds=2.0)
 MAX_BODY_BYTES = 4096
 
 
