@@ -9,7 +9,7 @@ from __future__ import annotations
 from longrunning.core.errors import InvalidRequest
 from longrunning.core.filtering import And, Comparator, Comparison, Filter, Not, Or
 from longrunning.core.operation import CancelOutcome, State
-from longrunning.stores._rows import FIELD_EXPRESSIONS, SqlValue, to_param
+from longrunning.stores._rows import FIELD_EXPRESSIONS, TERMINAL_STATES, SqlValue, to_param
 
 _ORDERED = {
     Comparator.LT: "<",
@@ -21,6 +21,8 @@ _ORDERED = {
     Comparator.HAS: ">=",
 }
 
+_EQUALITY = (Comparator.EQ, Comparator.NE)
+_LIVE_STATES = "('PENDING', 'RUNNING')"
 _LABEL_VALUE = "(SELECT value FROM json_each(labels) WHERE key = ?)"
 _LABEL_PRESENT = "EXISTS (SELECT 1 FROM json_each(labels) WHERE key = ?)"
 
@@ -48,7 +50,12 @@ def _expression(flt: Filter, params: list[SqlValue]) -> str:
         parts = [_expression(item, params) for item in flt.items]
         return "(" + " OR ".join(parts) + ")" if parts else "0"
     if isinstance(flt, Not):
-        return f"(NOT {_expression(flt.item, params)})"
+        inner = flt.item
+        if isinstance(inner, Comparison) and inner.field == "done" and inner.op in _EQUALITY:
+            # `-done = true` is `done = false`: keep it indexable.
+            flipped = Comparator.NE if inner.op is Comparator.EQ else Comparator.EQ
+            return _comparison(Comparison("done", flipped, inner.value), params)
+        return f"(NOT {_expression(inner, params)})"
     return _comparison(flt, params)
 
 
@@ -66,6 +73,11 @@ def _comparison(cmp: Comparison, params: list[SqlValue]) -> str:
     ordered = cmp.op in _ORDERED
     if ordered and (is_wildcard or value is None):
         return "0"
+    if cmp.field == "done" and isinstance(value, bool) and cmp.op in _EQUALITY:
+        # `done = false` is the commonest history filter: say it with the state column alone,
+        # so it is served by the state index instead of a scan over every operation.
+        wanted = value if cmp.op is Comparator.EQ else not value
+        return f"(state IN {TERMINAL_STATES if wanted else _LIVE_STATES})"
     column = _column(cmp.field, params)
     if is_wildcard:
         assert isinstance(value, str)
