@@ -23,6 +23,9 @@ class Clock(Protocol):
 Claim = Callable[[Operation], Operation]
 """The lifecycle transition a store applies to the operation it picks, inside its transaction."""
 
+Change = Callable[[Operation], "Operation | None"]
+"""A pure transition for `apply_many`; None leaves that operation as it is."""
+
 
 class OperationStore(Protocol):
     async def open(self) -> None:
@@ -45,6 +48,17 @@ class OperationStore(Protocol):
         """Raise OperationNotFound if absent."""
 
     async def list_page(self, query: OperationQuery) -> Page: ...
+
+    async def get_many(self, op_ids: Collection[str]) -> list[Operation]:
+        """The operations among `op_ids` that exist, in no particular order. One round trip."""
+
+    async def apply_many(self, op_ids: Collection[str], change: Change) -> list[Operation]:
+        """In one transaction, store `change(op)` (version + 1) for each existing operation among
+        `op_ids` for which it is not None; return every existing one as it now is.
+
+        How a worker renews all its leases, fenced, in one write. `change` must be pure; if it
+        raises, nothing is stored and the error propagates.
+        """
 
     async def replace(self, op: Operation, *, expected_version: int) -> Operation:
         """Write `op` if the stored version is `expected_version`; return it with version + 1.

@@ -15,7 +15,6 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from datetime import timedelta
 from enum import Enum
 from typing import cast
 
@@ -240,15 +239,6 @@ class Execution:
             self.stop(StopReason.DEADLINE)
 
     # Fenced writes.
-
-    async def renew_lease(self) -> None:
-        until = self._clock.now() + timedelta(seconds=self._config.lease_seconds)
-        try:
-            await self._write(lambda op: lifecycle.renew_lease(op, lease_until=until))
-        except (LeaseLost, OperationNotFound):
-            self.stop(StopReason.LEASE_LOST)
-        else:
-            self.observe(self.op)
 
     async def _write(
         self, change: Callable[[Operation], Operation], *, flush_pending: bool = False

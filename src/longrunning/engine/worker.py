@@ -15,12 +15,12 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from longrunning.core import lifecycle
-from longrunning.core.errors import LongrunningError, OperationNotFound
+from longrunning.core.errors import LeaseLost, LongrunningError
 from longrunning.core.operation import Operation
 from longrunning.core.ports import Clock, OperationStore
 from longrunning.engine.config import EngineConfig, SystemClock
@@ -161,9 +161,9 @@ class Worker:
             try:
                 if time.monotonic() >= next_heartbeat:
                     next_heartbeat = time.monotonic() + self.config.heartbeat_interval
-                    await self._for_each(lambda e: e.renew_lease())
+                    await self._renew_leases()
                 else:
-                    await self._for_each(self._refresh)
+                    await self._refresh()
                 timeout = max(next_heartbeat - time.monotonic(), 0.0)
                 await self.store.wait_for_change(seen, timeout)
             except Exception:
@@ -172,20 +172,37 @@ class Worker:
                 log.exception("worker supervisor pass failed; retrying")
             await asyncio.sleep(self.config.cancel_check_seconds)
 
-    async def _refresh(self, execution: Execution) -> None:
-        try:
-            fresh = await self.store.get(execution.op_id)
-        except OperationNotFound:
-            execution.stop(StopReason.LEASE_LOST)
+    async def _renew_leases(self) -> None:
+        """Renew every lease this worker holds, in one store write, each fenced by its epoch."""
+        executions = dict(self.executions)
+        if not executions:
             return
-        execution.observe(fresh)
+        until = self.clock.now() + timedelta(seconds=self.config.lease_seconds)
 
-    async def _for_each(self, action: Callable[[Execution], Awaitable[None]]) -> None:
-        executions = list(self.executions.values())
-        results = await asyncio.gather(*(action(e) for e in executions), return_exceptions=True)
-        for execution, result in zip(executions, results, strict=True):
-            if isinstance(result, Exception):
-                log.warning("operation %s: lease check failed: %s", execution.op_id, result)
+        def renew(op: Operation) -> Operation | None:
+            held = executions[op.id]
+            try:
+                lifecycle.check_fence(op, owner=held.owner, epoch=held.epoch)
+            except LeaseLost:
+                return None  # fenced off: `observe` below stops its handler
+            return lifecycle.renew_lease(op, lease_until=until)
+
+        self._observe(executions, await self.store.apply_many(executions, renew))
+
+    async def _refresh(self) -> None:
+        """Re-read every running operation in one read, to see cancels from other processes."""
+        executions = dict(self.executions)
+        if executions:
+            self._observe(executions, await self.store.get_many(executions))
+
+    def _observe(self, executions: dict[str, Execution], fresh: list[Operation]) -> None:
+        found = {op.id: op for op in fresh}
+        for op_id, execution in executions.items():
+            op = found.get(op_id)
+            if op is None:
+                execution.stop(StopReason.LEASE_LOST)  # deleted under it
+            else:
+                execution.observe(op)
 
     async def _wait(self, seen: int, timeout: float) -> None:
         change = asyncio.ensure_future(self.store.wait_for_change(seen, timeout))

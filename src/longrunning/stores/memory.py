@@ -21,7 +21,7 @@ from longrunning.core.errors import (
 from longrunning.core.filtering import matches
 from longrunning.core.listing import OperationQuery, Page, page_of, sort_key
 from longrunning.core.operation import Operation, State
-from longrunning.core.ports import Claim
+from longrunning.core.ports import Change, Claim
 from longrunning.stores.changes import ChangeCounter
 
 
@@ -99,6 +99,23 @@ class MemoryStore:
             stored = dataclasses.replace(op, version=expected_version + 1)
             self._put(stored, previous=current)
             return stored
+
+    async def get_many(self, op_ids: Collection[str]) -> list[Operation]:
+        return [self._ops[i] for i in dict.fromkeys(op_ids) if i in self._ops]
+
+    async def apply_many(self, op_ids: Collection[str], change: Change) -> list[Operation]:
+        async with self._lock:
+            current = [self._ops[i] for i in dict.fromkeys(op_ids) if i in self._ops]
+            changed = [change(op) for op in current]  # all or nothing, should one raise
+            result: list[Operation] = []
+            for op, new in zip(current, changed, strict=True):
+                if new is None:
+                    result.append(op)
+                    continue
+                stored = dataclasses.replace(new, version=op.version + 1)
+                self._put(stored, previous=op)
+                result.append(stored)
+            return result
 
     async def delete(self, op_id: str) -> None:
         async with self._lock:

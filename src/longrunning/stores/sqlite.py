@@ -29,7 +29,7 @@ from longrunning.core.errors import (
 )
 from longrunning.core.listing import OperationQuery, Page, page_of
 from longrunning.core.operation import Operation
-from longrunning.core.ports import Claim
+from longrunning.core.ports import Change, Claim
 from longrunning.core.timestamps import to_micros
 from longrunning.stores._rows import (
     ACTIVE_STATES,
@@ -179,6 +179,32 @@ class SQLiteStore:
 
         return await self._write(work)
 
+    async def get_many(self, op_ids: Collection[str]) -> list[Operation]:
+        found: list[Operation] = []
+        for chunk in _chunks(list(dict.fromkeys(op_ids))):
+            sql = f"{_SELECT} WHERE id IN ({', '.join('?' * len(chunk))})"
+            found.extend(from_row(r) for r in await self._read(sql, chunk))
+        return found
+
+    async def apply_many(self, op_ids: Collection[str], change: Change) -> list[Operation]:
+        ids = list(dict.fromkeys(op_ids))
+        if not ids:
+            return []
+
+        async def work(conn: aiosqlite.Connection) -> tuple[list[Operation], bool]:
+            current: list[Operation] = []
+            for chunk in _chunks(ids):
+                sql = f"{_SELECT} WHERE id IN ({', '.join('?' * len(chunk))})"
+                current.extend(from_row(r) for r in await run(conn, sql, chunk))
+            changed = [change(op) for op in current]  # all or nothing, should one raise
+            result: list[Operation] = []
+            for op, new in zip(current, changed, strict=True):
+                stored = op if new is None else await _compare_and_set(conn, new, op.version)
+                result.append(stored)
+            return result, any(new is not None for new in changed)
+
+        return await self._write(work)
+
     async def delete(self, op_id: str) -> None:
         async def work(conn: aiosqlite.Connection) -> tuple[None, bool]:
             if not await run(conn, "DELETE FROM operations WHERE id = ? RETURNING id", (op_id,)):
@@ -306,3 +332,8 @@ async def _compare_and_set(
             f"operation {op.id} is at version {current[0][0]}, not {expected_version}"
         )
     return stored
+
+
+def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+    """Keep `IN (...)` lists well under SQLite's bound-parameter limit."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
