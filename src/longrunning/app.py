@@ -73,8 +73,8 @@ def build_http_app(service: OperationService, settings: Settings) -> Starlette:
 
 
 @contextlib.asynccontextmanager
-async def opened_store(url: str) -> AsyncIterator[OperationStore]:
-    store = open_store(url)
+async def opened_store(url: str, *, migrate: bool = True) -> AsyncIterator[OperationStore]:
+    store = open_store(url, migrate=migrate)
     await store.open()
     try:
         yield store
@@ -179,7 +179,8 @@ async def run_worker(
             await asyncio.gather(tasks[0], return_exceptions=True)
 
 
-async def migrate(store_url: str) -> None:
-    """Apply pending migrations (opening a store applies them)."""
-    async with opened_store(store_url):
+async def migrate(store_url: str, *, check_only: bool = False) -> None:
+    """Apply pending migrations (opening a store applies them), or with `check_only` raise
+    StoreError naming the missing ones, changing nothing."""
+    async with opened_store(store_url, migrate=not check_only):
         pass

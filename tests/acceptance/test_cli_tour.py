@@ -152,3 +152,22 @@ def test_a_server_that_cannot_start_says_why_in_one_line(
     assert done.stderr.count("\n") == 1, done.stderr
     assert message in done.stderr
     assert done.stdout == ""  # it never said it was serving
+
+
+def test_migrate_applies_and_check_only_changes_nothing(tmp_path: Path) -> None:
+    def migrate(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLI, "migrate", "--data-dir", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    stale = migrate("--check")
+    assert stale.returncode == 1
+    assert "missing migrations 0001_initial" in stale.stderr
+    assert migrate().returncode == 0
+    current = migrate("--check")
+    assert current.returncode == 0
+    assert "is current" in current.stdout

@@ -90,6 +90,11 @@ def add_server_commands(sub: argparse._SubParsersAction[ParserT]) -> None:
     )
     mig = sub.add_parser("migrate", help="apply the store's pending schema migrations")
     _store_flags(mig)
+    mig.add_argument(
+        "--check",
+        action="store_true",
+        help="only check that the schema is current (exit 1 naming what is missing)",
+    )
 
 
 def _settings(args: argparse.Namespace, *, concurrency: int) -> Settings:
@@ -168,6 +173,6 @@ async def run_worker(args: argparse.Namespace) -> int:
 
 async def run_migrate(args: argparse.Namespace) -> int:
     url = _store_url(args)
-    await migrate(url)
-    print(f"store {url} is migrated", flush=True)
+    await migrate(url, check_only=args.check)
+    print(f"store {url} is {'current' if args.check else 'migrated'}", flush=True)
     return 0
