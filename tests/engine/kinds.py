@@ -99,6 +99,21 @@ async def metadata(ctx: OperationContext) -> JsonValue:
     return None
 
 
+@operation_kind("test.naive_eta")
+async def naive_eta(ctx: OperationContext) -> JsonValue:
+    """A common mistake: an ETA without a time zone."""
+    from datetime import datetime
+
+    ctx.report_progress(10, eta=datetime.now())
+    return "unreachable"
+
+
+@operation_kind("test.invoice")
+async def invoice(ctx: OperationContext) -> JsonValue:
+    await asyncio.sleep(0.05)
+    return {"invoice": 42}
+
+
 @operation_kind("test.uncancellable", cancellable=False)
 async def uncancellable(ctx: OperationContext) -> JsonValue:
     await asyncio.sleep(_seconds(ctx.request, default=0.3))
@@ -168,6 +183,8 @@ TEST_KINDS = (
     user_error,
     chatty,
     metadata,
+    naive_eta,
+    invoice,
     uncancellable,
     process_cooperative,
     process_stubborn,

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from longrunning.core.errors import Code, InvalidRequest, NotCancellable
+from longrunning.core.errors import Code, InvalidRequest, NotCancellable, StoreError
 from longrunning.core.operation import CancelOutcome, Operation, State
+from longrunning.core.ports import OperationStore
+from longrunning.engine.kinds import HandlerRegistry
 from longrunning.engine.service import OperationService, StartRequest
 from longrunning.engine.worker import Worker
 from tests.acceptance.processes import running
@@ -283,3 +285,45 @@ async def test_more_process_isolated_handlers_than_pool_threads_all_run_and_canc
         for op in ops:
             done = await service.wait(op.id, timeout=10)
             assert done.cancel_outcome is CancelOutcome.STOPPED_COOPERATIVELY
+
+
+async def test_a_handler_mistake_in_progress_fails_the_operation_saying_why(
+    service: OperationService, worker: Worker
+) -> None:
+    done = await service.wait((await start(service, "test.naive_eta")).id, timeout=5)
+    assert done.state is State.FAILED
+    assert done.attempt == 1
+    assert done.error is not None
+    assert "timezone-aware" in done.error.message
+
+
+class FlakyOutcomeStore:
+    """A real store whose first terminal write fails as an unavailable database would."""
+
+    def __init__(self, inner: OperationStore) -> None:
+        self.inner = inner
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def replace(self, op: Operation, *, expected_version: int) -> Operation:
+        if op.done and self.failures == 0:
+            self.failures += 1
+            raise StoreError("database is locked")
+        return await self.inner.replace(op, expected_version=expected_version)
+
+
+async def test_an_outcome_write_that_fails_once_is_retried_not_lost(
+    service: OperationService, store: OperationStore, registry: HandlerRegistry
+) -> None:
+    flaky = FlakyOutcomeStore(store)
+    worker = Worker(flaky, registry, config=FAST, signals=service.signals)  # type: ignore[arg-type]
+    running = asyncio.create_task(worker.run())
+    try:
+        done = await service.wait((await start(service, "test.invoice")).id, timeout=5)
+    finally:
+        worker.stop()
+        await running
+    assert flaky.failures == 1
+    assert (done.state, done.result, done.attempt) == (State.SUCCEEDED, {"invoice": 42}, 1)
