@@ -34,6 +34,13 @@ async def until_state(
     return op
 
 
+async def until_progress(service: OperationService, op_id: str, timeout: float = 15.0) -> None:
+    """Wait until the handler has reported some progress (it is really running)."""
+    async with asyncio.timeout(timeout):
+        while (await service.get(op_id)).progress.percent <= 0:
+            await asyncio.sleep(0.02)
+
+
 async def test_demo_sleep_runs_to_success_with_full_progress(
     service: OperationService, worker: Worker
 ) -> None:
@@ -234,9 +241,7 @@ async def test_process_isolated_handler_relays_progress_and_stops_cooperatively(
     assert finished.result["pid"] != os.getpid()
     assert finished.metadata == {"child_pid": finished.result["pid"]}  # relayed from the child
     op = await start(service, "test.process_cooperative", seconds=60)
-    async with asyncio.timeout(15):
-        while (await service.get(op.id)).progress.percent <= 0:
-            await asyncio.sleep(0.02)
+    await until_progress(service, op.id)
     await service.cancel(op.id)
     done = await service.wait(op.id, timeout=10)
     assert done.state is State.CANCELLED
@@ -248,9 +253,7 @@ async def test_stubborn_process_group_is_killed_grandchildren_included(
 ) -> None:
     pid_file = tmp_path / "grandchild.pid"
     op = await start(service, "test.process_stubborn", pid_file=str(pid_file))
-    async with asyncio.timeout(15):
-        while (await service.get(op.id)).progress.percent <= 0:
-            await asyncio.sleep(0.02)
+    await until_progress(service, op.id)
     grandchild = int(pid_file.read_text())
     await service.cancel(op.id)
     done = await service.wait(op.id, timeout=10)
@@ -276,10 +279,8 @@ async def test_more_process_isolated_handlers_than_pool_threads_all_run_and_canc
     config = dataclasses.replace(FAST, concurrency=8)
     async with start_worker(config=config):
         ops = [await start(service, "test.process_cooperative", seconds=60) for _ in range(8)]
-        async with asyncio.timeout(30):
-            for op in ops:
-                while (await service.get(op.id)).progress.percent <= 0:
-                    await asyncio.sleep(0.05)
+        for op in ops:
+            await until_progress(service, op.id, timeout=30)
         for op in ops:
             await service.cancel(op.id)
         for op in ops:
