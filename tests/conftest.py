@@ -11,21 +11,20 @@ from pathlib import Path
 import pytest
 
 from longrunning.core.ports import OperationStore
-from longrunning.stores import MemoryStore, SQLiteStore
+from tests.store_kinds import STORE_KINDS, drop_session_database, fresh_store
 
-STORE_KINDS = ["memory", "sqlite"]
-"""TODO(#3): add "postgres", skipped with a reason when no server is configured (never in CI)."""
+pytest_plugins = ["tests.no_skips_in_ci"]
 
 
 @pytest.fixture(params=STORE_KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OperationStore]:
     """An opened, empty store (SQLite: a fresh file in tmp_path), closed after the test."""
-    kind: str = request.param
-    opened: OperationStore = (
-        MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "operations.db")
-    )
-    await opened.open()
+    opened = await fresh_store(request.param, tmp_path)
     try:
         yield opened
     finally:
         await opened.close()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    drop_session_database()

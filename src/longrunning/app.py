@@ -46,6 +46,8 @@ def default_store_url(data_dir: Path) -> str:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     store_url: str
+    migrate: bool = True
+    """Apply pending schema migrations at start; if off, only check that there are none."""
     host: str = "127.0.0.1"
     port: int = 8080
     handler_modules: tuple[str, ...] = ()
@@ -118,7 +120,7 @@ async def run_server(
 ) -> None:
     """Serve the HTTP API (and, unless disabled, an embedded worker) until `stop` is set."""
     registry = build_registry(settings.handler_modules)
-    async with opened_store(settings.store_url) as store:
+    async with opened_store(settings.store_url, migrate=settings.migrate) as store:
         service = OperationService(store, registry)
         reaper = LeaseReaper(store, config=settings.engine)
         worker = (
@@ -162,7 +164,7 @@ async def run_worker(
 ) -> None:
     """Run a worker (and a reaper) on the store until `stop` is set."""
     registry = build_registry(settings.handler_modules)
-    async with opened_store(settings.store_url) as store:
+    async with opened_store(settings.store_url, migrate=settings.migrate) as store:
         worker = Worker(store, registry, config=settings.engine)
         reaper = LeaseReaper(store, config=settings.engine)
         tasks = [

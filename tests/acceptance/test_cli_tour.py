@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.acceptance.processes import CLI, NodeProcess
@@ -84,9 +86,19 @@ def test_start_watch_cancel_ends_cancelled_with_its_outcome(server: str) -> None
 
 def test_a_handler_ignoring_cancel_ends_succeeded_completed_before_cancel(server: str) -> None:
     op = lro_json(
-        server, "start", "demo.sleep", "--param", "duration_seconds=2", "--param",
+        server, "start", "demo.sleep", "--param", "duration_seconds=4", "--param",
         "ignore_cancel=true",
     )  # fmt: skip
+    # The cancel must reach it while it runs: pending, it would end CANCELLED/NOT_STARTED; and
+    # a CLI process starting under a loaded CI machine can take seconds, so a short sleep could
+    # finish first and make the cancel a plain no-op.
+    deadline = time.monotonic() + 30
+    while (
+        state := httpx.get(f"{server}/api/v1/operations/{op['id']}").json()["state"]
+    ) == "PENDING":
+        assert time.monotonic() < deadline, "the operation never started"
+        time.sleep(0.02)
+    assert state == "RUNNING"
     waited = lro(server, "cancel", op["id"], "--wait", "--json")
     assert waited.returncode == 4, waited.stderr  # it did not end CANCELLED...
     final = json.loads(waited.stdout)
@@ -134,7 +146,9 @@ def test_python_dash_m_runs_the_same_cli() -> None:
         (["--handlers", "json"], "declares no @operation_kind handlers"),
         (["--retention-days", "-1"], "--retention-days must be positive"),
         (["--lease-seconds", "0"], "--lease-seconds must be positive"),
-        (["--store", "postgresql://nowhere/db"], "postgresql"),
+        (["--store", "postgresql://nowhere/db"], "failed to resolve host"),
+        (["--no-migrate"], "missing migrations 0001_initial"),
+        (["--queue", "Bad Queue"], "queue name 'Bad Queue' is not valid"),
         (["--bogus"], "unrecognized arguments"),
     ],
 )

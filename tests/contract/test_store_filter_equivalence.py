@@ -16,8 +16,8 @@ from longrunning.core.filtering import And, Comparator, Comparison, Filter, Not,
 from longrunning.core.listing import OperationQuery, decode_page_token, sort_key
 from longrunning.core.operation import CancelOutcome, Failure, Operation, Progress, State
 from longrunning.core.ports import OperationStore
-from longrunning.stores import MemoryStore, SQLiteStore
 from longrunning.testing import make_operation
+from tests.store_kinds import STORE_KINDS, fresh_store
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 TIMES = [T0 + timedelta(microseconds=m) for m in (-1, 0, 1, 999_999, 86_400_000_000)]
@@ -122,7 +122,7 @@ async def list_everything(store: OperationStore, query: OperationQuery) -> list[
         query = dataclasses.replace(query, after=cursor)
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", STORE_KINDS)
 @settings(max_examples=50, deadline=None)
 @given(
     ops=st.lists(operations(), max_size=12, unique_by=lambda op: op.id),
@@ -134,10 +134,7 @@ async def test_listing_agrees_with_matches_on_random_filters(
     ops: list[Operation],
     checks: list[tuple[Filter, int, bool]],
 ) -> None:
-    store: OperationStore = (
-        MemoryStore() if kind == "memory" else SQLiteStore(tmp_path_factory.mktemp("eq") / "db")
-    )
-    await store.open()
+    store = await fresh_store(kind, tmp_path_factory.mktemp("eq"))
     try:
         stored: dict[str, Operation] = {}
         for op in ops:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from longrunning.core.filtering import parse_filter
+from longrunning.stores.sql_filter import where_sql
 from longrunning.stores.sqlite import SQLiteStore
-from longrunning.stores.sqlite_filter import where_sql
 
 
 @pytest.mark.parametrize(

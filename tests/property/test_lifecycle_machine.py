@@ -8,9 +8,10 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -26,8 +27,10 @@ from longrunning.core.errors import (
 )
 from longrunning.core.operation import CancelOutcome, Failure, Operation, Progress, State
 from longrunning.core.ports import OperationStore
-from longrunning.stores import open_store
 from longrunning.testing.factories import make_operation
+from tests.store_kinds import fresh_store
+
+_T = TypeVar("_T")
 
 LEASE = timedelta(seconds=10)
 WORKERS = ("w1", "w2", "w3")
@@ -40,9 +43,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.tmp = tempfile.mkdtemp(prefix="lro-machine-")
-        url = "memory://" if self.store_scheme == "memory" else f"sqlite:///{self.tmp}/m.db"
-        self.store: OperationStore = open_store(url)
-        self.run(self.store.open())
+        self.store: OperationStore = self.run(fresh_store(self.store_scheme, Path(self.tmp)))
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
         self.ids: list[str] = []
         self.held: dict[str, tuple[str, int]] = {}  # op id -> (worker, epoch) it believes it holds
@@ -55,8 +56,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.max_epoch: dict[str, int] = {}
         self.cancel_seen: set[str] = set()
 
-    def run(self, coro: object) -> object:
-        return self.loop.run_until_complete(coro)  # type: ignore[arg-type]
+    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return self.loop.run_until_complete(coro)
 
     def teardown(self) -> None:
         self.run(self.store.close())
@@ -246,11 +247,19 @@ class SQLiteMachine(LifecycleMachine):
     store_scheme = "sqlite"
 
 
+class PostgresMachine(LifecycleMachine):
+    store_scheme = "postgres"
+
+
 TestLifecycleOnMemoryStore = MemoryMachine.TestCase
 TestLifecycleOnMemoryStore.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None
 )
 TestLifecycleOnSQLiteStore = SQLiteMachine.TestCase
 TestLifecycleOnSQLiteStore.settings = settings(
+    max_examples=25, stateful_step_count=30, deadline=None
+)
+TestLifecycleOnPostgresStore = PostgresMachine.TestCase
+TestLifecycleOnPostgresStore.settings = settings(
     max_examples=25, stateful_step_count=30, deadline=None
 )

@@ -15,6 +15,7 @@ from typing import TypeVar
 from longrunning.app import Settings, default_data_dir, default_store_url, migrate, run_server
 from longrunning.app import run_worker as run_worker_node
 from longrunning.engine.config import EngineConfig
+from longrunning.engine.service import check_queue
 
 ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
 
@@ -23,8 +24,8 @@ def _store_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store",
         default=os.environ.get("LONGRUNNING_STORE"),
-        help="store URL: sqlite:///path/to/file.db or memory:// (default: the SQLite file in "
-        "--data-dir; env LONGRUNNING_STORE)",
+        help="store URL: postgresql://user@host/db, sqlite:///path/to/file.db or memory:// "
+        "(default: the SQLite file in --data-dir; env LONGRUNNING_STORE)",
     )
     parser.add_argument(
         "--data-dir",
@@ -36,6 +37,14 @@ def _store_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _engine_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-migrate",
+        dest="migrate",
+        action="store_false",
+        default=os.environ.get("LONGRUNNING_MIGRATE", "true").lower() not in ("0", "false", "no"),
+        help="only check that the store's schema is current, never change it: for database "
+        "roles that may not (run `longrunning migrate` first; env LONGRUNNING_MIGRATE=false)",
+    )
     parser.add_argument(
         "--handlers",
         action="append",
@@ -106,6 +115,7 @@ def _settings(args: argparse.Namespace, *, concurrency: int) -> Settings:
         raise ValueError("--retention-days must be positive")
     return Settings(
         store_url=_store_url(args),
+        migrate=args.migrate,
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 8080),
         handler_modules=tuple(args.handlers),
@@ -114,7 +124,7 @@ def _settings(args: argparse.Namespace, *, concurrency: int) -> Settings:
             lease_seconds=args.lease_seconds,
             concurrency=max(concurrency, 1),
             retention=timedelta(days=args.retention_days),
-            queues=tuple(args.queue) or ("default",),
+            queues=tuple(check_queue(queue) for queue in args.queue) or ("default",),
         ),
     )
 

@@ -52,9 +52,18 @@ def check_json_object(value: object, *, what: str) -> JsonObject:
 
 
 def check_text(value: str, *, what: str) -> str:
-    # Lone surrogates ("\ud800") are valid Python but not Unicode text: no store can keep them.
+    # Lone surrogates ("\ud800") are valid Python but not Unicode text, and PostgreSQL text
+    # cannot hold NUL: refusing both here keeps every store accepting exactly the same values.
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidRequest(f"{what} holds a lone surrogate", reason="INVALID_TEXT") from None
+    if "\x00" in value:
+        raise InvalidRequest(f"{what} holds a NUL character", reason="INVALID_TEXT")
     return value
+
+
+def storable_text(value: str) -> str:
+    """`value` with what `check_text` refuses (lone surrogates, NUL) replaced by U+FFFD: for
+    text that must be kept whatever it holds, such as an exception's message."""
+    return "".join("\ufffd" if c == "\x00" or 0xD800 <= ord(c) <= 0xDFFF else c for c in value)

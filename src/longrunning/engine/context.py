@@ -19,6 +19,7 @@ from longrunning.core.json_values import (
     JsonValue,
     check_json,
     check_json_object,
+    storable_text,
 )
 from longrunning.core.operation import DEFAULT_SEVERITY, Failure, Operation, Progress
 
@@ -48,7 +49,7 @@ class OperationFailed(Exception):
         details = tuple(check_json(list(details), what="details"))  # type: ignore[arg-type]
         self.failure = Failure(
             code=code,
-            message=message,
+            message=storable_text(message),
             details=details,
             severity=severity,
             is_user_error=is_user_error,

@@ -27,7 +27,7 @@ from longrunning.core.errors import (
     StoreConflict,
     StoreError,
 )
-from longrunning.core.json_values import JsonObject, JsonValue, check_json
+from longrunning.core.json_values import JsonObject, JsonValue, check_json, storable_text
 from longrunning.core.operation import CancelOutcome, Failure, Operation, Progress
 from longrunning.core.ports import Clock, OperationStore
 from longrunning.engine.config import EngineConfig
@@ -106,11 +106,12 @@ class Execution:
         except OperationFailed as exc:
             outcome = self._failed(exc.failure, retryable=exc.retryable)
         except LongrunningError as exc:
-            failure = Failure(code=exc.code, message=exc.message, is_user_error=True)
+            failure = Failure(code=exc.code, message=storable_text(exc.message), is_user_error=True)
             outcome = self._failed(failure, retryable=False)
         except Exception as exc:
             log.exception("operation %s (%s) raised", self.op.id, self.kind.name)
-            failure = Failure(code=Code.UNKNOWN, message=f"{type(exc).__name__}: {exc}")
+            message = storable_text(f"{type(exc).__name__}: {exc}")
+            failure = Failure(code=Code.UNKNOWN, message=message)
             outcome = self._failed(failure, retryable=True)
         finally:
             if self._escalation is not None:

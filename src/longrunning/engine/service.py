@@ -73,6 +73,15 @@ def check_operation_id(op_id: str) -> str:
     return op_id
 
 
+def check_queue(queue: str) -> str:
+    if not _LABEL_KEY.fullmatch(queue):
+        raise InvalidRequest(
+            f"queue name {queue[:100]!r} is not valid: 1 to 63 of [a-z0-9_.-], starting a-z",
+            reason="INVALID_QUEUE",
+        )
+    return queue
+
+
 def check_parent(parent: str) -> str:
     if len(parent) > 1024 or not _PARENT.fullmatch(parent):
         raise InvalidRequest(
@@ -144,8 +153,7 @@ class OperationService:
                 "request id must be 1 to 128 characters of [A-Za-z0-9._:~-]",
                 reason="INVALID_REQUEST_ID",
             )
-        if not _LABEL_KEY.fullmatch(start.queue):
-            raise InvalidRequest(f"queue name {start.queue!r} is not valid", reason="INVALID_QUEUE")
+        check_queue(start.queue)
         if kind.validate is not None:
             kind.validate(request)
         target = (

@@ -10,14 +10,20 @@ import re
 from longrunning.core.errors import InvalidRequest
 from longrunning.core.ports import OperationStore
 from longrunning.stores.memory import MemoryStore
+from longrunning.stores.postgres import PostgresStore
 from longrunning.stores.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "open_store"]
+__all__ = ["MemoryStore", "PostgresStore", "SQLiteStore", "open_store"]
 
-SUPPORTED_URLS = "memory://, sqlite:///absolute/path.db, sqlite:relative/path.db, or a file path"
+SUPPORTED_URLS = (
+    "postgresql://user@host/db, sqlite:///absolute/path.db, sqlite:relative/path.db, memory://,"
+    " or a file path"
+)
 
 # Two letters at least, so that a Windows drive (C:\ops.db) reads as a path.
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+# `host=db dbname=ops`: libpq's other form, which would otherwise name a SQLite file.
+_CONNINFO = re.compile(r"\s*[a-z_]+\s*=\s*\S+(\s+[a-z_]+\s*=|\s*$)")
 
 
 def open_store(url: str, *, migrate: bool = True) -> OperationStore:
@@ -27,6 +33,10 @@ def open_store(url: str, *, migrate: bool = True) -> OperationStore:
     if match is None:
         if not url.strip():
             raise _bad("the store URL is empty")
+        if _CONNINFO.match(url):
+            raise _bad(
+                "that looks like a PostgreSQL conninfo; give it as postgresql://user@host/db"
+            )
         return SQLiteStore(url, migrate=migrate)
     scheme, rest = match[1].lower(), url[match.end() :]
     if scheme == "memory":
@@ -40,7 +50,8 @@ def open_store(url: str, *, migrate: bool = True) -> OperationStore:
         if not path:
             raise _bad("the sqlite URL names no file")
         return SQLiteStore(path, migrate=migrate)
-    # TODO(#3): postgresql:// opens a PostgresStore.
+    if scheme in ("postgresql", "postgres"):
+        return PostgresStore(f"postgresql:{rest}", migrate=migrate)  # libpq wants it lowercase
     # Only the scheme is echoed: the rest of a URL may hold credentials.
     raise _bad(f"unsupported store URL scheme {scheme!r}; use {SUPPORTED_URLS}")
 

@@ -1,14 +1,16 @@
 """Operation <-> SQL row mapping shared by the SQL stores, and the SQL each filter field reads.
 
-Dialect-neutral: timestamps are integer microseconds, JSON is text, no driver is imported here.
-Statements, placeholders and anything dialect-specific belong in the adapters.
+Dialect-neutral: JSON is text and no driver is imported here. Timestamps are integer microseconds
+unless the adapter passes its own `TimeCodec` (PostgreSQL keeps `timestamptz`). Statements,
+placeholders and anything dialect-specific belong in the adapters.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from longrunning.core.errors import Code
@@ -17,8 +19,22 @@ from longrunning.core.json_values import JsonValue
 from longrunning.core.operation import CancelOutcome, Failure, Operation, Progress, State
 from longrunning.core.timestamps import from_micros, to_micros
 
-SqlValue = int | float | str | None
-"""What a column holds or a statement binds (a bool binds as an integer)."""
+SqlValue = int | float | str | datetime | None
+"""What a column holds or a statement binds (a bool binds as an integer, or as a boolean)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeCodec:
+    """How a dialect stores a timestamp, and reads one back (as an aware UTC datetime)."""
+
+    encode: Callable[[datetime], SqlValue]
+    decode: Callable[[Any], datetime]
+
+
+MICROS = TimeCodec(encode=to_micros, decode=lambda value: from_micros(int(value)))
+"""Integer microseconds since the epoch (SQLite)."""
+DATETIME = TimeCodec(encode=lambda value: value, decode=lambda value: value.astimezone(UTC))
+"""The driver's own timestamp type (PostgreSQL `timestamptz`)."""
 
 COLUMNS: tuple[str, ...] = (
     "id",
@@ -90,21 +106,13 @@ FIELD_EXPRESSIONS: Mapping[str, str] = {
 """The SQL value each filter field (except `labels`) compares, as `core.filtering.field_value`."""
 
 
-def to_param(value: FilterValue) -> SqlValue:
+def to_param(value: FilterValue, times: TimeCodec = MICROS) -> SqlValue:
     """A filter value as the columns above store it."""
     if isinstance(value, datetime):
-        return to_micros(value)
+        return times.encode(value)
     if isinstance(value, State | CancelOutcome):
         return value.value
     return value
-
-
-def _micros(value: datetime | None) -> int | None:
-    return None if value is None else to_micros(value)
-
-
-def _time(value: Any) -> datetime | None:
-    return None if value is None else from_micros(int(value))
 
 
 def _dumps(value: JsonValue | tuple[JsonValue, ...] | dict[str, str]) -> str:
@@ -112,21 +120,25 @@ def _dumps(value: JsonValue | tuple[JsonValue, ...] | dict[str, str]) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def to_row(op: Operation) -> tuple[SqlValue, ...]:
+def to_row(op: Operation, times: TimeCodec = MICROS) -> tuple[SqlValue, ...]:
     error = op.error
+
+    def _when(value: datetime | None) -> SqlValue:
+        return None if value is None else times.encode(value)
+
     return (
         op.id,
         op.parent,
         op.kind,
         op.state.value,
-        to_micros(op.create_time),
-        to_micros(op.update_time),
+        times.encode(op.create_time),
+        times.encode(op.update_time),
         op.cancellable,
-        _micros(op.cancel_requested_at),
+        _when(op.cancel_requested_at),
         None if op.cancel_outcome is None else op.cancel_outcome.value,
         op.progress.percent,
         op.progress.phase,
-        _micros(op.progress.eta),
+        _when(op.progress.eta),
         _dumps(op.metadata),
         _dumps(op.request),
         _dumps(op.result),
@@ -135,8 +147,8 @@ def to_row(op: Operation) -> tuple[SqlValue, ...]:
         None if error is None else _dumps(error.details),
         None if error is None else error.severity,
         None if error is None else error.is_user_error,
-        _micros(op.start_time),
-        _micros(op.end_time),
+        _when(op.start_time),
+        _when(op.end_time),
         op.attempt,
         op.max_attempts,
         op.idempotent,
@@ -145,17 +157,21 @@ def to_row(op: Operation) -> tuple[SqlValue, ...]:
         op.request_hash,
         op.target,
         op.queue,
-        _micros(op.deadline),
-        _micros(op.not_before),
+        _when(op.deadline),
+        _when(op.not_before),
         op.lease_owner,
         op.lease_epoch,
-        _micros(op.lease_expires_at),
+        _when(op.lease_expires_at),
         op.version,
     )
 
 
-def from_row(row: Sequence[Any]) -> Operation:
+def from_row(row: Sequence[Any], times: TimeCodec = MICROS) -> Operation:
     v = dict(zip(COLUMNS, row, strict=True))
+
+    def _time(value: Any) -> datetime | None:
+        return None if value is None else times.decode(value)
+
     error = None
     if v["error_code"] is not None:
         error = Failure(

@@ -1,4 +1,5 @@
-"""The change counter every store exposes, with broadcast wake-ups for its waiters.
+"""The change counter every store exposes, with broadcast wake-ups for its waiters, and the
+shielded writes of the SQL stores.
 
 In-process bookkeeping only: noticing other processes' writes is each adapter's job.
 """
@@ -6,6 +7,10 @@ In-process bookkeeping only: noticing other processes' writes is each adapter's 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class ChangeCounter:
@@ -37,3 +42,23 @@ class ChangeCounter:
         except TimeoutError:
             pass
         return self._count
+
+
+class ShieldedWrites:
+    """Runs each write as a task that a cancelled caller cannot cut short: a write runs to its
+    commit or rollback regardless, so no transaction (and no connection) is left half done, and
+    a write the caller gave up on is still either wholly stored or not at all."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(self, write: Coroutine[Any, Any, _T]) -> _T:
+        task = asyncio.create_task(write)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def settle(self) -> None:
+        """Wait for every write still running (at close)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiosqlite
 
@@ -40,8 +40,9 @@ from longrunning.stores._rows import (
     from_row,
     to_row,
 )
-from longrunning.stores.changes import ChangeCounter
+from longrunning.stores.changes import ChangeCounter, ShieldedWrites
 from longrunning.stores.migrate import apply, check, load_migrations
+from longrunning.stores.sql_filter import where_sql
 from longrunning.stores.sqlite_connections import (
     MIN_SQLITE_VERSION,
     Params,
@@ -52,7 +53,6 @@ from longrunning.stores.sqlite_connections import (
     run,
     transaction,
 )
-from longrunning.stores.sqlite_filter import where_sql
 from longrunning.stores.sqlite_watch import DataVersionWatcher
 
 _log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class SQLiteStore:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        self._writes: set[asyncio.Task[Any]] = set()
+        self._writes = ShieldedWrites()
         self._changes = ChangeCounter()
         self._watcher: DataVersionWatcher | None = None
 
@@ -118,8 +118,7 @@ class SQLiteStore:
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             await watcher.stop()
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        await self._writes.settle()
         await self._disconnect()
 
     async def ping(self) -> None:
@@ -264,12 +263,7 @@ class SQLiteStore:
         return await self._changes.wait(seen, timeout)
 
     async def _write(self, work: Work[_T]) -> _T:
-        task = asyncio.create_task(self._write_now(work))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-        # A caller cancelled mid-write must not cut the transaction in half (and leave the
-        # writer connection inside it): the write runs to commit or rollback regardless.
-        return await asyncio.shield(task)
+        return await self._writes.run(self._write_now(work))
 
     async def _write_now(self, work: Work[_T]) -> _T:
         async with self._write_lock:

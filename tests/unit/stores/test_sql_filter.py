@@ -1,6 +1,6 @@
-"""The SQLite translation of filters: values are bound, never spliced; wildcards become GLOB
-patterns that take every other character literally. (Agreement with `matches` on real data is
-the contract suite's job.)"""
+"""The SQL translations of filters: values are bound, never spliced; wildcards become GLOB
+(SQLite) or LIKE (PostgreSQL) patterns that take every other character literally. (Agreement
+with `matches` on real data is the contract suite's job.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from longrunning.core.filtering import And, Comparator, Comparison, Or, parse_filter
-from longrunning.stores.sqlite_filter import glob_pattern, where_sql
+from longrunning.stores.sql_filter import POSTGRES, glob_pattern, like_pattern, where_sql
 
 
 @pytest.mark.parametrize(
@@ -45,6 +45,21 @@ def test_glob_patterns_match_like_the_reference_wildcards(
     with sqlite3.connect(":memory:") as conn:
         (result,) = conn.execute("SELECT ? GLOB ?", (text, glob_pattern(wildcard))).fetchone()
     assert bool(result) is hit
+
+
+@pytest.mark.parametrize(
+    ("wildcard", "pattern"),
+    [("a*", "a%"), ("100%_*", "100\\%\\_%"), ("back\\slash*", "back\\\\slash%"), ("?[", "?[")],
+)
+def test_wildcards_become_like_patterns_with_literal_specials(wildcard: str, pattern: str) -> None:
+    assert like_pattern(wildcard) == pattern
+
+
+def test_postgres_binds_with_its_own_placeholders_and_labels_by_key() -> None:
+    sql, params = where_sql(parse_filter('labels.env = "prod" AND kind = "a*"'), POSTGRES)
+    assert "?" not in sql.replace("labels ?", "")
+    assert sql.count("%s") == len(params) == 3
+    assert params == ["env", "prod", "a%"]
 
 
 def test_values_and_label_keys_are_bound_not_spliced() -> None:

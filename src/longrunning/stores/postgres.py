@@ -1,0 +1,352 @@
+"""PostgresStore: operations in one PostgreSQL database that many API nodes and workers share.
+
+PostgreSQL is the coordinator: claims lock rows with FOR UPDATE SKIP LOCKED, every change is a
+version compare-and-set, targets are serialized by transaction-scoped advisory locks, and a
+trigger NOTIFYs every commit to the other nodes (stores/postgres_listen.py). No lifecycle rules
+here: claims apply the caller's pure transition, exactly as the SQLite store does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from longrunning.core.errors import (
+    OperationAlreadyExists,
+    OperationNotFound,
+    StoreConflict,
+    TargetBusy,
+)
+from longrunning.core.listing import OperationQuery, Page, page_of
+from longrunning.core.operation import Operation
+from longrunning.core.ports import Change, Claim
+from longrunning.stores._rows import (
+    ACTIVE_STATES,
+    COLUMNS,
+    DATETIME,
+    SELECT_COLUMNS,
+    TERMINAL_STATES,
+    SqlValue,
+    from_row,
+    to_row,
+)
+from longrunning.stores.changes import ChangeCounter, ShieldedWrites
+from longrunning.stores.migrate import apply, check, load_migrations
+from longrunning.stores.postgres_connections import (
+    PostgresSchema,
+    check_server,
+    connection_settings,
+    describe,
+    new_pool,
+    translated_errors,
+)
+from longrunning.stores.postgres_listen import ChangeListener
+from longrunning.stores.sql_filter import POSTGRES, where_sql
+
+_T = TypeVar("_T")
+Connection = psycopg.AsyncConnection[TupleRow]
+Work = Callable[[Connection], Awaitable[tuple[_T, bool]]]
+"""A transaction's body: its result, and whether it changed anything."""
+
+_SELECT = f"SELECT {SELECT_COLUMNS} FROM operations"
+_INSERT = (
+    f"INSERT INTO operations ({SELECT_COLUMNS}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+    " ON CONFLICT (parent, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING id"
+)
+_KEPT_IF_SAME = frozenset({"request", "metadata", "result"})
+"""Payloads a progress write re-sends unchanged: rewriting a large (TOASTed) one would leave a dead
+copy behind at every write, so the stored value is kept when the text is the same."""
+_UPDATE = (
+    "UPDATE operations SET "
+    + ", ".join(
+        f"{c} = CASE WHEN {c}::text = %s THEN {c} ELSE %s::json END"
+        if c in _KEPT_IF_SAME
+        else f"{c} = %s"
+        for c in COLUMNS[1:]
+    )
+    + " WHERE id = %s AND version = %s RETURNING id"
+)
+_ACTIVE_ON_TARGET = (
+    f"SELECT id FROM operations WHERE target = %s AND state IN {ACTIVE_STATES} LIMIT 1"
+)
+_RUNNING_ON_TARGET = (
+    f"SELECT 1 FROM operations WHERE target = %s AND state IN {ACTIVE_STATES}"
+    " AND state = 'RUNNING' AND id <> %s LIMIT 1"
+)
+# Candidates whose target another claimer holds right now are skipped over, up to this many.
+_CLAIM_CANDIDATES = 8
+_CLAIMABLE = (
+    f"{_SELECT} AS o WHERE o.state = 'PENDING' AND o.cancel_requested_at IS NULL"
+    " AND o.kind = ANY(%s) AND o.queue = ANY(%s) AND NOT (o.id = ANY(%s))"
+    " AND (o.not_before IS NULL OR o.not_before <= %s)"
+    " AND (o.target IS NULL OR NOT EXISTS (SELECT 1 FROM operations AS r"
+    f" WHERE r.target = o.target AND r.state IN {ACTIVE_STATES} AND r.state = 'RUNNING'))"
+    " ORDER BY o.create_time, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED"
+)
+
+
+class PostgresStore:
+    """With `migrate=False`, `open` only checks that every migration was applied (for nodes
+    whose database role may not change the schema)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        max_connections: int = 10,
+        acquire_timeout: float = 5.0,
+    ) -> None:
+        self.conninfo = connection_settings(url)
+        self.where = describe(self.conninfo)
+        self.migrate = migrate
+        self._pool = new_pool(
+            self.conninfo, max_size=max_connections, acquire_timeout=acquire_timeout
+        )
+        self._acquire_timeout = acquire_timeout
+        self._changes = ChangeCounter()
+        self._listener = ChangeListener(self.conninfo, self._changes.bump, where=self.where)
+        self._writes = ShieldedWrites()
+
+    async def open(self) -> None:
+        try:
+            with translated_errors(f"at {self.where}"):
+                # One plain connection first: a server that cannot be reached fails the start at
+                # once, with libpq's reason, instead of after the pool's retries.
+                async with await psycopg.AsyncConnection.connect(self.conninfo) as conn:
+                    await check_server(conn)
+                await self._pool.open(wait=True, timeout=self._acquire_timeout * 2)
+                schema, migrations = PostgresSchema(self._pool), load_migrations("postgresql")
+                if self.migrate:
+                    await apply(schema, migrations)
+                else:
+                    await check(schema, migrations)
+            # Without the listener nodes still work, on polling: do not wait for it forever.
+            await self._listener.start(timeout=self._acquire_timeout)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        await self._listener.stop()
+        await self._writes.settle()
+        await self._pool.close()
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: _fetch(conn, "SELECT 1"))
+
+    async def insert(self, op: Operation, *, exclusive_target: bool = False) -> Operation:
+        async def work(conn: Connection) -> tuple[Operation, bool]:
+            if op.request_id is not None:
+                existing = await self._by_request_id(conn, op)
+                if existing is not None:
+                    return existing, False
+            if exclusive_target and op.target is not None:
+                await _lock_target(conn, op.target)
+                holders = await _fetch(conn, _ACTIVE_ON_TARGET, (op.target,))
+                if holders:
+                    raise TargetBusy(f"target {op.target!r} is busy with operation {holders[0][0]}")
+            stored = dataclasses.replace(op, version=1)
+            try:
+                inserted = await _fetch(conn, _INSERT, to_row(stored, DATETIME))
+            except psycopg.errors.UniqueViolation:  # the id is taken; the transaction is void
+                raise OperationAlreadyExists(
+                    f"operation {op.id} already exists", reason="OPERATION_EXISTS"
+                ) from None
+            if inserted:
+                return stored, True
+            # Another node inserted the same request id meanwhile; it has committed by now.
+            existing = await self._by_request_id(conn, op)
+            if existing is None:
+                raise StoreConflict(f"operation {op.id}: its request id vanished; retry")
+            return existing, False
+
+        return await self._write(work)
+
+    async def _by_request_id(self, conn: Connection, op: Operation) -> Operation | None:
+        sql = f"{_SELECT} WHERE parent = %s AND request_id = %s"
+        rows = await _fetch(conn, sql, (op.parent, op.request_id))
+        return _op(rows[0]) if rows else None
+
+    async def get(self, op_id: str) -> Operation:
+        rows = await self._read(lambda conn: _fetch(conn, f"{_SELECT} WHERE id = %s", (op_id,)))
+        if not rows:
+            raise OperationNotFound(f"operation {op_id} not found")
+        return _op(rows[0])
+
+    async def list_page(self, query: OperationQuery) -> Page:
+        clauses: list[str] = []
+        params: list[SqlValue] = []
+        if query.parent is not None:
+            clauses.append("parent = %s")
+            params.append(query.parent)
+        if query.after is not None:
+            clauses.append(f"(create_time, id) {'<' if query.newest_first else '>'} (%s, %s)")
+            params += [query.after.create_time, query.after.id]
+        if query.filter is not None:
+            where, filter_params = where_sql(query.filter, POSTGRES)
+            clauses.append(where)
+            params += filter_params
+        order = "DESC" if query.newest_first else "ASC"
+        sql = (
+            f"{_SELECT} WHERE {' AND '.join(clauses) or 'TRUE'}"
+            f" ORDER BY create_time {order}, id {order} LIMIT %s"
+        )
+        rows = await self._read(lambda conn: _fetch(conn, sql, [*params, query.page_size + 1]))
+        return page_of(query, [_op(row) for row in rows])
+
+    async def replace(self, op: Operation, *, expected_version: int) -> Operation:
+        async def work(conn: Connection) -> tuple[Operation, bool]:
+            return await _compare_and_set(conn, op, expected_version), True
+
+        return await self._write(work)
+
+    async def get_many(self, op_ids: Collection[str]) -> list[Operation]:
+        ids = list(dict.fromkeys(op_ids))
+        if not ids:
+            return []
+        sql = f"{_SELECT} WHERE id = ANY(%s)"
+        return [_op(row) for row in await self._read(lambda conn: _fetch(conn, sql, (ids,)))]
+
+    async def apply_many(self, op_ids: Collection[str], change: Change) -> list[Operation]:
+        ids = sorted(set(op_ids))  # rows locked in one order everywhere: no deadlocks
+        if not ids:
+            return []
+
+        async def work(conn: Connection) -> tuple[list[Operation], bool]:
+            sql = f"{_SELECT} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+            current = [_op(row) for row in await _fetch(conn, sql, (ids,))]
+            changed = [change(op) for op in current]  # all or nothing, should one raise
+            result: list[Operation] = []
+            for op, new in zip(current, changed, strict=True):
+                stored = op if new is None else await _compare_and_set(conn, new, op.version)
+                result.append(stored)
+            return result, any(new is not None for new in changed)
+
+        return await self._write(work)
+
+    async def delete(self, op_id: str) -> None:
+        async def work(conn: Connection) -> tuple[None, bool]:
+            sql = "DELETE FROM operations WHERE id = %s RETURNING id"
+            if not await _fetch(conn, sql, (op_id,)):
+                raise OperationNotFound(f"operation {op_id} not found")
+            return None, True
+
+        await self._write(work)
+
+    async def claim(
+        self, *, kinds: Collection[str], queues: Collection[str], now: datetime, claim: Claim
+    ) -> Operation | None:
+        kind_list, queue_list = list(kinds), list(queues)
+        if not kind_list or not queue_list:
+            return None
+
+        async def work(conn: Connection) -> tuple[Operation | None, bool]:
+            passed: list[str] = []
+            for _ in range(_CLAIM_CANDIDATES):
+                rows = await _fetch(conn, _CLAIMABLE, (kind_list, queue_list, passed, now))
+                if not rows:
+                    return None, False
+                current = _op(rows[0])
+                if current.target is not None:
+                    # Two claimers must not both start work on one target: whoever takes the
+                    # target's lock second sees the first's claim once it has committed.
+                    await _lock_target(conn, current.target)
+                    if await _fetch(conn, _RUNNING_ON_TARGET, (current.target, current.id)):
+                        passed.append(current.id)
+                        continue
+                return await _compare_and_set(conn, claim(current), current.version), True
+            return None, False
+
+        return await self._write(work)
+
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[Operation]:
+        sql = (
+            f"{_SELECT} WHERE state = 'RUNNING' AND lease_expires_at < %s"
+            " ORDER BY lease_expires_at, id LIMIT %s"
+        )
+        rows = await self._read(lambda conn: _fetch(conn, sql, (now, max(limit, 0))))
+        return [_op(row) for row in rows]
+
+    async def overdue_pending(self, *, now: datetime, limit: int) -> list[Operation]:
+        sql = f"{_SELECT} WHERE state = 'PENDING' AND deadline < %s ORDER BY deadline, id LIMIT %s"
+        rows = await self._read(lambda conn: _fetch(conn, sql, (now, max(limit, 0))))
+        return [_op(row) for row in rows]
+
+    async def purge_finished(self, *, ended_before: datetime, limit: int) -> int:
+        sql = (
+            "DELETE FROM operations WHERE id IN (SELECT id FROM operations"
+            f" WHERE state IN {TERMINAL_STATES} AND end_time < %s ORDER BY end_time, id"
+            " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id"
+        )
+
+        async def work(conn: Connection) -> tuple[int, bool]:
+            deleted = len(await _fetch(conn, sql, (ended_before, max(limit, 0))))
+            return deleted, deleted > 0
+
+        return await self._write(work)
+
+    def change_count(self) -> int:
+        return self._changes.value
+
+    async def wait_for_change(self, seen: int, timeout: float) -> int:
+        return await self._changes.wait(seen, timeout)
+
+    async def _write(self, work: Work[_T]) -> _T:
+        return await self._writes.run(self._write_now(work))
+
+    async def _write_now(self, work: Work[_T]) -> _T:
+        with translated_errors("write failed"):
+            async with self._pool.connection() as conn, conn.transaction():
+                result, changed = await work(conn)
+        if changed:
+            self._changes.bump()
+        return result
+
+    async def _read(self, query: Callable[[Connection], Awaitable[_T]]) -> _T:
+        with translated_errors("read failed"):
+            async with self._pool.connection() as conn:
+                return await query(conn)
+
+
+async def _fetch(conn: Connection, sql: str, params: Any = None) -> list[TupleRow]:
+    cursor = await conn.execute(sql.encode(), params)
+    return await cursor.fetchall() if cursor.description is not None else []
+
+
+async def _lock_target(conn: Connection, target: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (target,))
+
+
+def _op(row: TupleRow) -> Operation:
+    return from_row(row, DATETIME)
+
+
+def _update_params(stored: Operation, expected_version: int) -> list[SqlValue]:
+    params: list[SqlValue] = []
+    for column, value in zip(COLUMNS[1:], to_row(stored, DATETIME)[1:], strict=True):
+        params += [value, value] if column in _KEPT_IF_SAME else [value]
+    return [*params, stored.id, expected_version]
+
+
+async def _compare_and_set(conn: Connection, op: Operation, expected_version: int) -> Operation:
+    stored = dataclasses.replace(op, version=expected_version + 1)
+    try:
+        rows = await _fetch(conn, _UPDATE, _update_params(stored, expected_version))
+    except psycopg.errors.UniqueViolation as exc:  # the transaction is void: nothing is stored
+        raise OperationAlreadyExists(
+            f"another operation in {op.parent} already has request id {op.request_id!r}"
+        ) from exc
+    if not rows:
+        current = await _fetch(conn, "SELECT version FROM operations WHERE id = %s", (op.id,))
+        if not current:
+            raise OperationNotFound(f"operation {op.id} not found")
+        raise StoreConflict(
+            f"operation {op.id} is at version {current[0][0]}, not {expected_version}"
+        )
+    return stored
