@@ -25,6 +25,8 @@ from longrunning.engine.kinds import HandlerRegistry
 from longrunning.engine.recovery import LeaseReaper
 from longrunning.engine.service import OperationService
 from longrunning.engine.worker import Worker
+from longrunning.faces.google.rest import google_routes
+from longrunning.faces.google.rpc import start_grpc_server
 from longrunning.faces.native.rest import http_exception_handler, native_routes
 from longrunning.stores import open_store
 
@@ -50,6 +52,8 @@ class Settings:
     """Apply pending schema migrations at start; if off, only check that there are none."""
     host: str = "127.0.0.1"
     port: int = 8080
+    grpc_port: int | None = None
+    """Serve google.longrunning.Operations over gRPC on this port too (0 picks one)."""
     handler_modules: tuple[str, ...] = ()
     engine: EngineConfig = field(default_factory=EngineConfig)
     embedded_worker: bool = True
@@ -69,9 +73,22 @@ def build_registry(modules: Sequence[str]) -> HandlerRegistry:
 
 def build_http_app(service: OperationService, settings: Settings) -> Starlette:
     return Starlette(
-        routes=native_routes(service, max_body_bytes=settings.max_body_bytes),
+        routes=[
+            *native_routes(service, max_body_bytes=settings.max_body_bytes),
+            *google_routes(service, max_body_bytes=settings.max_body_bytes),
+        ],
         exception_handlers={HTTPException: http_exception_handler},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where a started node listens."""
+
+    http: str
+    """e.g. http://127.0.0.1:8080"""
+    grpc: str | None = None
+    """host:port of the gRPC server, if it runs."""
 
 
 @contextlib.asynccontextmanager
@@ -90,6 +107,10 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -116,9 +137,10 @@ async def _background(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> N
 
 
 async def run_server(
-    settings: Settings, stop: asyncio.Event, *, on_ready: Callable[[str], None]
+    settings: Settings, stop: asyncio.Event, *, on_ready: Callable[[Endpoints], None]
 ) -> None:
-    """Serve the HTTP API (and, unless disabled, an embedded worker) until `stop` is set."""
+    """Serve the HTTP API, the gRPC API if it has a port, and unless disabled an embedded
+    worker, until `stop` is set."""
     registry = build_registry(settings.handler_modules)
     async with opened_store(settings.store_url, migrate=settings.migrate) as store:
         service = OperationService(store, registry)
@@ -145,11 +167,24 @@ async def run_server(
             if http.done():
                 await http  # it failed to start: raise why
             await asyncio.sleep(0.01)
-        host, port = sock.getsockname()[:2]
-        on_ready(f"http://{host}:{port}")
+        grpc_server = None
         try:
+            if settings.grpc_port is not None:
+                grpc_server, grpc_port = await start_grpc_server(
+                    service, settings.host, settings.grpc_port
+                )
+            host, port = sock.getsockname()[:2]
+            on_ready(
+                Endpoints(
+                    http=f"http://{_url_host(host)}:{port}",
+                    grpc=None if grpc_server is None else f"{_url_host(host)}:{grpc_port}",
+                )
+            )
             await _background([*tasks, http], stop)
         finally:
+            if grpc_server is not None:
+                # Calls in flight (a WaitOperation, say) get a moment, then are cancelled.
+                await grpc_server.stop(grace=2)
             if worker is not None:
                 worker.stop()
             server.should_exit = True

@@ -58,6 +58,13 @@ class NodeProcess:
         assert match, self.banner
         return match.group(1)
 
+    @property
+    def grpc_address(self) -> str:
+        """host:port of the gRPC server, for a node started with --grpc-port."""
+        match = re.search(r" and grpc (\S+)", self.banner)
+        assert match, self.banner
+        return match.group(1)
+
     def kill(self) -> None:
         """SIGKILL, no goodbye: the crash the tests are about."""
         if self.proc.poll() is None:

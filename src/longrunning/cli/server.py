@@ -12,7 +12,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from longrunning.app import Settings, default_data_dir, default_store_url, migrate, run_server
+from longrunning.app import (
+    Endpoints,
+    Settings,
+    default_data_dir,
+    default_store_url,
+    migrate,
+    run_server,
+)
 from longrunning.app import run_worker as run_worker_node
 from longrunning.engine.config import EngineConfig
 from longrunning.engine.service import check_queue
@@ -85,6 +92,14 @@ def add_server_commands(sub: argparse._SubParsersAction[ParserT]) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; 0 picks)")
     serve.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also serve google.longrunning.Operations over gRPC on PORT (0 picks; "
+        "env LONGRUNNING_GRPC_PORT; default: no gRPC)",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
         default=16,
@@ -113,11 +128,18 @@ def _settings(args: argparse.Namespace, *, concurrency: int) -> Settings:
         raise ValueError("--lease-seconds must be positive")
     if args.retention_days <= 0:
         raise ValueError("--retention-days must be positive")
+    grpc_port = getattr(args, "grpc_port", None)
+    if grpc_port is None and "grpc_port" in args and os.environ.get("LONGRUNNING_GRPC_PORT"):
+        text = os.environ["LONGRUNNING_GRPC_PORT"].strip()
+        grpc_port = int(text) if text.isdigit() else -1
+    if grpc_port is not None and not 0 <= grpc_port <= 65535:
+        raise ValueError("--grpc-port (or LONGRUNNING_GRPC_PORT) must be a port, 0 picks one")
     return Settings(
         store_url=_store_url(args),
         migrate=args.migrate,
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 8080),
+        grpc_port=grpc_port,
         handler_modules=tuple(args.handlers),
         embedded_worker=concurrency > 0,
         engine=EngineConfig(
@@ -163,8 +185,11 @@ async def run_serve(args: argparse.Namespace) -> int:
     _configure_logging(args.log_level)
     settings = _settings(args, concurrency=args.workers)
 
-    def ready(url: str) -> None:
-        print(f"longrunning serving {url} (store {settings.store_url})", flush=True)
+    def ready(endpoints: Endpoints) -> None:
+        grpc = f" and grpc {endpoints.grpc}" if endpoints.grpc else ""
+        print(
+            f"longrunning serving {endpoints.http}{grpc} (store {settings.store_url})", flush=True
+        )
 
     await _until_signalled(lambda stop: run_server(settings, stop, on_ready=ready))
     return 0

@@ -18,6 +18,7 @@ own wire) and a stable machine-readable `reason`. Nothing here knows HTTP, gRPC 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
 from typing import ClassVar
 
@@ -50,9 +51,17 @@ class LongrunningError(Exception):
     code: ClassVar[Code] = Code.UNKNOWN
     default_reason: ClassVar[str] = "UNKNOWN"
 
-    def __init__(self, message: str | None = None, *, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         self.message = message or (self.__doc__ or "").strip()
         self.reason = reason or self.default_reason
+        self.metadata: dict[str, str] = dict(metadata or {})
+        """The dynamic values of the message, by lowerCamelCase key (Google's ErrorInfo)."""
         super().__init__(self.message)
 
 

@@ -135,11 +135,29 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]], fields: Mapping[str, FieldType]) -> None:
+    def __init__(
+        self,
+        tokens: list[tuple[str, str]],
+        fields: Mapping[str, FieldType],
+        aliases: Mapping[str, str] | None,
+    ) -> None:
         self.tokens = tokens
         self.pos = 0
         self.fields = fields
+        self.aliases = aliases
         self.depth = 0
+
+    def canonical(self, spelled: str) -> str:
+        """The field a face's spelling names (the spelling itself without aliases)."""
+        if self.aliases is None:
+            return spelled
+        if spelled in self.aliases:
+            return self.aliases[spelled]
+        for prefix, target in self.aliases.items():
+            if prefix.endswith(".") and spelled.startswith(prefix) and len(spelled) > len(prefix):
+                return target + spelled[len(prefix) :]
+        known = ", ".join(k + "<key>" if k.endswith(".") else k for k in sorted(self.aliases))
+        raise _bad(f"unknown field {spelled!r}; known: {known}")
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -207,7 +225,7 @@ class _Parser:
         value_kind, value_text = self.next()
         if value_kind not in ("word", "str"):
             raise _bad(f"expected a value after {text}{op_text}")
-        return comparison(text, Comparator(op_text), value_text, self.fields)
+        return comparison(self.canonical(text), Comparator(op_text), value_text, self.fields)
 
 
 def _field_type(field: str, fields: Mapping[str, FieldType]) -> FieldType:
@@ -254,6 +272,8 @@ def comparison(
                 f"{field} needs a quoted RFC 3339 timestamp, "
                 f'e.g. {field} > "2026-01-01T00:00:00Z"; got {raw!r}'
             ) from None
+    if ftype is FieldType.CODE and op is Comparator.HAS and raw == "*":
+        return Comparison(field, Comparator.NE, None)  # `error:*`: there is an error
     if ftype is FieldType.CODE and not _is_number(raw):
         try:
             return Comparison(field, _eq(op), float(Code[raw.upper()]))
@@ -272,14 +292,21 @@ def _is_number(raw: str) -> bool:
     return re.fullmatch(r"-?\d+(\.\d+)?", raw) is not None
 
 
-def parse_filter(text: str, fields: Mapping[str, FieldType] = FIELDS) -> Filter | None:
-    """Parse filter text; an empty filter is None (everything matches)."""
+def parse_filter(
+    text: str, fields: Mapping[str, FieldType] = FIELDS, *, aliases: Mapping[str, str] | None = None
+) -> Filter | None:
+    """Parse filter text; an empty filter is None (everything matches).
+
+    With `aliases`, a face's own field names (e.g. Google's `metadata.create_time`) are the only
+    ones accepted, each standing for the field of FIELDS it maps to; a key ending in `.` maps a
+    prefix (`metadata.labels.` to `labels.`).
+    """
     if len(text) > MAX_FILTER_LENGTH:
         raise _bad(f"longer than {MAX_FILTER_LENGTH} characters")
     tokens = _tokens(text)
     if not tokens:
         return None
-    parser = _Parser(tokens, fields)
+    parser = _Parser(tokens, fields, aliases)
     result = parser.expression()
     if parser.peek() is not None:
         raise _bad(f"unexpected {parser.peek()[1]!r}")  # type: ignore[index]

@@ -10,11 +10,12 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from longrunning.core.errors import InvalidRequest
-from longrunning.core.filtering import Filter, parse_filter
+from longrunning.core.filtering import And, Filter, parse_filter
 from longrunning.core.operation import Operation
 from longrunning.core.timestamps import from_micros, to_micros
 
@@ -69,16 +70,25 @@ def build_query(
     page_token: str | None = None,
     newest_first: bool = True,
     max_page_size: int = MAX_PAGE_SIZE,
+    aliases: Mapping[str, str] | None = None,
+    within: Filter | None = None,
 ) -> OperationQuery:
-    """Validate listing arguments from any face into one query."""
+    """Validate listing arguments from any face into one query.
+
+    `aliases` are the face's filter field names (see `parse_filter`); `within` narrows the
+    query further, e.g. to the parents a wildcard parent stands for.
+    """
     if page_size is None or page_size == 0:
         page_size = DEFAULT_PAGE_SIZE
     if page_size < 0:
         raise InvalidRequest("page size must not be negative", reason="INVALID_PAGE_SIZE")
+    parsed = parse_filter(filter_text, aliases=aliases)
+    if within is not None:
+        parsed = within if parsed is None else And((within, parsed))
     query = OperationQuery(
         parent=parent,
         filter_text=filter_text,
-        filter=parse_filter(filter_text),
+        filter=parsed,
         page_size=min(page_size, max_page_size),
         newest_first=newest_first,
     )

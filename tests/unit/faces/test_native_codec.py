@@ -24,6 +24,7 @@ from longrunning.core.errors import (
 from longrunning.core.operation import CancelOutcome, Failure, Operation, Progress, State
 from longrunning.engine.service import DEFAULT_PARENT
 from longrunning.faces.native import codec
+from longrunning.faces.statuses import HTTP_STATUS
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 OP_ID = "6f1c2e0a-3b7d-4c59-9a2e-0d4b8f7e1a22"
@@ -271,8 +272,8 @@ def test_bad_wait_durations_are_rejected(text: str) -> None:
 
 @pytest.mark.parametrize("code", list(Code))
 def test_every_code_has_an_http_status(code: Code) -> None:
-    assert code in codec.HTTP_STATUS
-    assert 200 <= codec.HTTP_STATUS[code] <= 599
+    assert code in HTTP_STATUS
+    assert 200 <= HTTP_STATUS[code] <= 599
 
 
 @pytest.mark.parametrize(

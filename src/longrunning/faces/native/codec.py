@@ -14,27 +14,7 @@ from longrunning.core.listing import OperationQuery, Page, build_query
 from longrunning.core.operation import Failure, Operation, Progress, State
 from longrunning.core.timestamps import format_timestamp
 from longrunning.engine.service import DEFAULT_PARENT, StartRequest, check_parent
-
-HTTP_STATUS: dict[Code, int] = {
-    Code.OK: 200,
-    Code.CANCELLED: 499,
-    Code.UNKNOWN: 500,
-    Code.INVALID_ARGUMENT: 400,
-    Code.DEADLINE_EXCEEDED: 504,
-    Code.NOT_FOUND: 404,
-    Code.ALREADY_EXISTS: 409,
-    Code.PERMISSION_DENIED: 403,
-    Code.RESOURCE_EXHAUSTED: 429,
-    Code.FAILED_PRECONDITION: 400,
-    Code.ABORTED: 409,
-    Code.OUT_OF_RANGE: 400,
-    Code.UNIMPLEMENTED: 501,
-    Code.INTERNAL: 500,
-    Code.UNAVAILABLE: 503,
-    Code.DATA_LOSS: 500,
-    Code.UNAUTHENTICATED: 401,
-}
-"""google.rpc.Code to HTTP status, as Google's canonical mapping (google/rpc/code.proto) has it."""
+from longrunning.faces.statuses import HTTP_STATUS
 
 DEFAULT_WAIT_SECONDS = 30.0
 

@@ -21,6 +21,7 @@ from longrunning.core.operation import Operation
 from longrunning.engine.service import OperationService
 from longrunning.faces.native import codec
 from longrunning.faces.native.openapi import OPENAPI
+from longrunning.faces.statuses import HTTP_STATUS
 
 log = logging.getLogger("longrunning.faces.native")
 
@@ -271,5 +272,5 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
         return error_response(
             404, Code.NOT_FOUND, "UNKNOWN_PATH", f"no route for {request.url.path}"
         )
-    code = next((c for c, s in codec.HTTP_STATUS.items() if s == exc.status_code), Code.UNKNOWN)
+    code = next((c for c, s in HTTP_STATUS.items() if s == exc.status_code), Code.UNKNOWN)
     return error_response(exc.status_code, code, code.name, exc.detail, headers=exc.headers)
