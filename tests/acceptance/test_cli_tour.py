@@ -149,6 +149,7 @@ def test_python_dash_m_runs_the_same_cli() -> None:
         (["--store", "postgresql://nowhere/db"], "failed to resolve host"),
         (["--no-migrate"], "missing migrations 0001_initial"),
         (["--queue", "Bad Queue"], "queue name 'Bad Queue' is not valid"),
+        (["--grpc-port", "70000"], "--grpc-port (or LONGRUNNING_GRPC_PORT) must be a port"),
         (["--bogus"], "unrecognized arguments"),
     ],
 )
