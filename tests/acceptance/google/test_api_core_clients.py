@@ -84,6 +84,7 @@ def test_list_walks_every_page_and_filters_in_the_store(
     until(lambda: client.get_operation(slow).done)
     assert names(client, parent, "error.code = 1") == [slow]  # cancelled stays listable
     assert names(client, parent, "error:*") == [slow]
+    assert {slow, *quick} <= set(names(client, "operations", "done = false OR done = true"))
     # A different parent sees none of them.
     assert names(client, parent.replace("us-central1", "europe-west1")) == []
 

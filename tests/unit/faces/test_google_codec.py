@@ -16,7 +16,7 @@ from longrunning.core.filtering import And, Comparator, Comparison, Not, Or, mat
 from longrunning.core.json_values import JsonValue
 from longrunning.core.operation import CancelOutcome, Failure, Operation, Progress, State
 from longrunning.faces.google import codec
-from longrunning.faces.google.names import list_scope, operation_ref
+from longrunning.faces.google.names import ListScope, list_scope, operation_ref
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 OP_ID = "9f1d1b8a-0000-4000-8000-000000000000"
@@ -74,7 +74,8 @@ def test_malformed_operation_names(name: str) -> None:
 
 
 def test_list_scopes() -> None:
-    assert list_scope("operations").parent is None and list_scope("operations").within is None
+    for everything in ["operations", "operations/operations", ""]:
+        assert list_scope(everything) == ListScope(parent=None)
     assert list_scope("projects/p/locations/l").parent == "projects/p/locations/l"
     assert list_scope("projects/p/locations/l/operations").parent == "projects/p/locations/l"
     wild = list_scope("projects/p/locations/-")

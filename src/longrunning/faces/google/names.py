@@ -76,9 +76,9 @@ def list_scope(name: str) -> ListScope:
     """The parent a ListOperations `name` lists: `projects/p/locations/l`, `projects/p`, any other
     collection/id pairs, `operations` for all, the legacy form ending in `/operations`, and `-` as
     an id meaning any (`projects/p/locations/-`)."""
-    if name == ALL_PARENTS or name == "":
-        return ListScope(parent=None)
     parent = name.removesuffix("/operations")
+    if parent in (ALL_PARENTS, ""):  # also api-core's REST default for it: operations/operations
+        return ListScope(parent=None)
     base, slash, last = parent.rpartition("/")
     wild = last == "-"
     if "/-/" in f"/{base}/" or (wild and not slash):
