@@ -62,6 +62,13 @@ FILTER_ALIASES: Mapping[str, str] = {
 """The filter fields of ListOperations (AIP-160), each mapped to the engine's own field."""
 
 
+class InternalError(LongrunningError):
+    """An unexpected failure, logged where it happened; the client learns only that."""
+
+    code = Code.INTERNAL
+    default_reason = "INTERNAL"
+
+
 def _any(message: struct_pb2.Struct | struct_pb2.Value | empty_pb2.Empty) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)

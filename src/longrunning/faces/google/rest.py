@@ -74,11 +74,6 @@ class _BadMethod(LongrunningError):
     default_reason = "METHOD_NOT_ALLOWED"
 
 
-class _Internal(LongrunningError):
-    code = Code.INTERNAL
-    default_reason = "INTERNAL"
-
-
 def _json(message: Message, status: int = 200) -> Response:
     return Response(
         json_format.MessageToJson(message, indent=None),
@@ -102,6 +97,15 @@ def _split(raw_path: str) -> tuple[str, str]:
     if colon and not verb:
         raise _NoRoute(f"no method after ':' in {raw_path!r}")
     return unquote(name), verb
+
+
+def _check_same_name(in_body: str, in_path: str) -> None:
+    if in_body and in_body != in_path:
+        raise InvalidRequest(
+            f"the body names {in_body!r} but the path names {in_path!r}",
+            reason="NAME_MISMATCH",
+            metadata={"name": in_path},
+        )
 
 
 def _list_request(name: str, params: Mapping[str, str]) -> operations_pb2.ListOperationsRequest:
@@ -154,23 +158,13 @@ def google_routes(service: OperationService, *, max_body_bytes: int = 1_048_576)
 
     async def cancel(request: Request, name: str) -> Response:
         body = codec.parse_body(await body_of(request), operations_pb2.CancelOperationRequest())
-        if body.name and body.name != name:
-            raise InvalidRequest(
-                f"the body names {body.name!r} but the path names {name!r}",
-                reason="NAME_MISMATCH",
-                metadata={"name": name},
-            )
+        _check_same_name(body.name, name)
         await operations.cancel(name)
         return JSONResponse({})
 
     async def wait(request: Request, name: str) -> Response:
         body = codec.parse_body(await body_of(request), operations_pb2.WaitOperationRequest())
-        if body.name and body.name != name:
-            raise InvalidRequest(
-                f"the body names {body.name!r} but the path names {name!r}",
-                reason="NAME_MISMATCH",
-                metadata={"name": name},
-            )
+        _check_same_name(body.name, name)
         timeout = body.timeout.ToTimedelta().total_seconds() if body.HasField("timeout") else None
         return _json(await operations.wait(name, timeout))
 
@@ -222,6 +216,6 @@ def google_routes(service: OperationService, *, max_body_bytes: int = 1_048_576)
             return Response(status_code=499)
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
-            return _error(_Internal("internal error; see the server log"))
+            return _error(codec.InternalError("internal error; see the server log"))
 
     return [Route("/{version:google_version}/{name:path}", endpoint, methods=_METHODS)]

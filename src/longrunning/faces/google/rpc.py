@@ -17,7 +17,7 @@ from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from grpc_status import rpc_status
 
-from longrunning.core.errors import Code, InvalidRequest, LongrunningError
+from longrunning.core.errors import InvalidRequest, LongrunningError
 from longrunning.engine.service import DEFAULT_PARENT, OperationService
 from longrunning.faces.google import codec
 from longrunning.faces.google.operations import GoogleOperations
@@ -33,15 +33,10 @@ rather than DEADLINE_EXCEEDED."""
 _T = TypeVar("_T")
 
 
-class _Internal(LongrunningError):
-    code = Code.INTERNAL
-    default_reason = "INTERNAL"
-
-
 async def _abort(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:
     if not isinstance(exc, LongrunningError):
         log.error("gRPC call failed", exc_info=exc)
-        exc = _Internal("internal error; see the server log")
+        exc = codec.InternalError("internal error; see the server log")
     status = rpc_status.to_status(codec.error_status(exc))
     await context.abort(status.code, status.details, status.trailing_metadata)
     raise AssertionError("abort returned")  # pragma: no cover - abort always raises
