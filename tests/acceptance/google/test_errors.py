@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from typing import Any, cast
+from urllib.parse import unquote
 
 import grpc
 import pytest
@@ -29,6 +30,7 @@ BAD_NAMES = [
     "projects//operations/9f1d1b8a-0000-4000-8000-000000000000",
     "projects/p/locations/operations/9f1d1b8a-0000-4000-8000-000000000000",  # odd segments
     "zzz",
+    "projects/p/locations/l/operations/%FF%FE",  # not UTF-8 once decoded
 ]
 BAD_FILTERS = [
     "done = maybe",
@@ -92,7 +94,7 @@ def test_a_malformed_name(
         assert reply.status_code == 400, (method, reply.text)
         info = rest_error(reply)
         assert (info["status"], info["reason"]) == ("INVALID_ARGUMENT", "INVALID_NAME")
-        assert info["metadata"]["name"] == name
+        assert info["metadata"]["name"] == unquote(name)  # REST paths are percent-decoded
     calls: list[Callable[[], object]] = [
         lambda: stub.GetOperation(operations_pb2.GetOperationRequest(name=name)),
         lambda: stub.CancelOperation(operations_pb2.CancelOperationRequest(name=name)),

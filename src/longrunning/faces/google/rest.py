@@ -195,7 +195,9 @@ def google_routes(service: OperationService, *, max_body_bytes: int = 1_048_576)
 
     async def endpoint(request: Request) -> Response:
         try:
-            raw_path = (request.scope.get("raw_path") or request.url.path.encode()).decode()
+            # HTTP paths are ASCII; stray bytes become characters no name allows (INVALID_NAME).
+            raw = request.scope.get("raw_path") or request.url.path.encode()
+            raw_path = raw.decode("latin-1")
             name, verb = _split(raw_path.split("?", 1)[0])
             handlers = verbs.get(verb)
             if handlers is None:
