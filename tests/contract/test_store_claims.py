@@ -12,6 +12,7 @@ import pytest
 
 from longrunning.core import lifecycle
 from longrunning.core.errors import Code, InvalidTransition, OperationNotFound
+from longrunning.core.listing import OperationQuery
 from longrunning.core.operation import Failure, Operation, State
 from longrunning.core.ports import Claim, OperationStore
 from longrunning.testing import OperationFields, make_operation
@@ -220,3 +221,25 @@ async def test_purge_takes_the_oldest_first_up_to_the_limit(store: OperationStor
             await store.get(gone.id)
     assert await store.purge_finished(ended_before=at(100), limit=0) == 0
     assert await store.purge_finished(ended_before=at(100), limit=5) == 1
+
+
+async def test_forgotten_operations_are_never_listed_and_purged_once_they_end(
+    store: OperationStore,
+) -> None:
+    live = await store.insert(running(0, lease_until=NOW, request_id="r-1"))
+    hidden = await store.replace(lifecycle.forget(live, now=NOW), expected_version=live.version)
+    ended_recently = await store.insert(finished(50))
+    forgotten_ended = await store.insert(dataclasses.replace(finished(60), forgotten_at=at(1)))
+    # The store still serves it to workers and the reaper, but no listing shows it.
+    assert await store.get(live.id) == hidden and hidden.forgotten_at == NOW
+    assert hidden.request_id is None  # released: a new start with it makes a new operation
+    again = await store.insert(make_operation(parent=live.parent, request_id="r-1", now=at(2)))
+    assert again.id != live.id
+    listed = await store.list_page(OperationQuery(page_size=10))
+    assert [op.id for op in listed.operations] == [again.id, ended_recently.id]  # newest first
+    # Forgotten and finished goes first, whatever its end time; forgotten but live stays.
+    assert await store.purge_finished(ended_before=at(0), limit=10) == 1
+    with pytest.raises(OperationNotFound):
+        await store.get(forgotten_ended.id)
+    assert await store.get(live.id) == hidden
+    assert await store.get(ended_recently.id) == ended_recently

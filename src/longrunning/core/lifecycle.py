@@ -231,6 +231,16 @@ def expire_pending(op: Operation, *, now: datetime) -> Operation:
     )
 
 
+def forget(op: Operation, *, now: datetime) -> Operation:
+    """A client is no longer interested in a live operation: hide it, and let its work go on.
+
+    Its request id is released, so that starting again with that id makes a new operation
+    rather than returning one nobody can read. A finished operation is deleted instead.
+    """
+    _require(op, State.PENDING, State.RUNNING, action="forget")
+    return dataclasses.replace(op, forgotten_at=op.forgotten_at or now, request_id=None)
+
+
 def invariant_violations(op: Operation) -> list[str]:
     """Every rule a stored operation must satisfy; empty when it is sound (for tests and checks)."""
     problems: list[str] = []

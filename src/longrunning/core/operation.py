@@ -117,6 +117,9 @@ class Operation:
     lease_epoch: int = 0
     """Fencing token: grows by one at every claim, so a stale worker's writes are refused."""
     lease_expires_at: datetime | None = None
+    forgotten_at: datetime | None = None
+    """When a client deleted it while it still ran (Google's DeleteOperation): no read shows it
+    any more, its work goes on, and it is purged once it ends."""
     version: int = 0
     """Compare-and-set token: grows by one at every stored change."""
 

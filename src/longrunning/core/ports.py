@@ -47,7 +47,8 @@ class OperationStore(Protocol):
     async def get(self, op_id: str) -> Operation:
         """Raise OperationNotFound if absent."""
 
-    async def list_page(self, query: OperationQuery) -> Page: ...
+    async def list_page(self, query: OperationQuery) -> Page:
+        """A page of the query, never holding a forgotten operation (`forgotten_at` set)."""
 
     async def get_many(self, op_ids: Collection[str]) -> list[Operation]:
         """The operations among `op_ids` that exist, in no particular order. One round trip."""
@@ -85,7 +86,8 @@ class OperationStore(Protocol):
         """PENDING operations whose deadline passed before `now`."""
 
     async def purge_finished(self, *, ended_before: datetime, limit: int) -> int:
-        """Delete up to `limit` terminal operations that ended before `ended_before`."""
+        """Delete up to `limit` terminal operations that were forgotten or ended before
+        `ended_before`, forgotten ones first."""
 
     def change_count(self) -> int:
         """A counter that grows whenever any operation changed (in this process or, for stores

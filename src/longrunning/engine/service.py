@@ -20,7 +20,9 @@ from longrunning.core import lifecycle
 from longrunning.core.errors import (
     FailedPrecondition,
     InvalidRequest,
+    InvalidTransition,
     OperationAlreadyExists,
+    OperationNotFound,
     StoreConflict,
 )
 from longrunning.core.json_values import JsonObject, check_json_object, check_text
@@ -204,7 +206,14 @@ class OperationService:
         await self.store.ping()
 
     async def get(self, op_id: str) -> Operation:
-        return await self.store.get(check_operation_id(op_id))
+        return await self._readable(check_operation_id(op_id))
+
+    async def _readable(self, op_id: str) -> Operation:
+        """The stored operation, unless a client forgot it (then it is gone for every reader)."""
+        op = await self.store.get(op_id)
+        if op.forgotten_at is not None:
+            raise OperationNotFound(f"operation {op_id} not found")
+        return op
 
     async def list(self, query: OperationQuery) -> Page:
         if query.parent is not None:
@@ -219,7 +228,7 @@ class OperationService:
         """
         op_id = check_operation_id(op_id)
         for _ in range(_CAS_ATTEMPTS):
-            op = await self.store.get(op_id)
+            op = await self._readable(op_id)
             changed = lifecycle.request_cancel(op, now=self.clock.now())
             if changed is op:
                 return op
@@ -241,6 +250,27 @@ class OperationService:
             )
         await self.store.delete(op.id)
 
+    async def forget(self, op_id: str) -> None:
+        """Google's DeleteOperation: the client is no longer interested. A finished operation is
+        deleted; a live one is hidden from every read while its work goes on (it is not
+        cancelled, its target stays held, its lease is still recovered), and purged once it ends.
+        """
+        op_id = check_operation_id(op_id)
+        for _ in range(_CAS_ATTEMPTS):
+            op = await self._readable(op_id)
+            try:
+                if op.done:
+                    await self.store.delete(op.id)
+                else:
+                    forgotten = lifecycle.forget(op, now=self.clock.now())
+                    await self.store.replace(forgotten, expected_version=op.version)
+                return
+            except StoreConflict:
+                continue
+            except InvalidTransition:  # it finished meanwhile: delete it on the next round
+                continue
+        raise StoreConflict(f"operation {op_id} kept changing; try again")
+
     async def wait(self, op_id: str, timeout: float) -> Operation:
         """Return the operation once it is done, or as it is when `timeout` seconds pass."""
         op_id = check_operation_id(op_id)
@@ -248,7 +278,7 @@ class OperationService:
         async for op in self.watch(op_id, timeout=timeout):
             if op.done:
                 return op
-        return await self.store.get(op_id)
+        return await self._readable(op_id)
 
     async def watch(self, op_id: str, *, timeout: float | None = None) -> AsyncIterator[Operation]:
         """Yield the operation now and after every change, until it is done or `timeout` passes."""
@@ -258,7 +288,7 @@ class OperationService:
         last: Operation | None = None
         while True:
             seen = self.store.change_count()
-            op = await self.store.get(op_id)
+            op = await self._readable(op_id)
             if last is None or _visible(op) != _visible(last):
                 yield op
             last = op

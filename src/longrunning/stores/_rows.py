@@ -72,6 +72,7 @@ COLUMNS: tuple[str, ...] = (
     "lease_owner",
     "lease_epoch",
     "lease_expires_at",
+    "forgotten_at",
     "version",
 )
 """Every column of the operations table, in the order `to_row` and `from_row` use."""
@@ -162,6 +163,7 @@ def to_row(op: Operation, times: TimeCodec = MICROS) -> tuple[SqlValue, ...]:
         op.lease_owner,
         op.lease_epoch,
         _when(op.lease_expires_at),
+        _when(op.forgotten_at),
         op.version,
     )
 
@@ -218,5 +220,6 @@ def from_row(row: Sequence[Any], times: TimeCodec = MICROS) -> Operation:
         lease_owner=v["lease_owner"],
         lease_epoch=v["lease_epoch"],
         lease_expires_at=_time(v["lease_expires_at"]),
+        forgotten_at=_time(v["forgotten_at"]),
         version=v["version"],
     )

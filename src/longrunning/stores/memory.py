@@ -75,6 +75,8 @@ class MemoryStore:
         after = query.after
         rows: list[Operation] = []
         for op in ops:
+            if op.forgotten_at is not None:
+                continue
             if query.parent is not None and op.parent != query.parent:
                 continue
             if after is not None:
@@ -172,11 +174,13 @@ class MemoryStore:
     async def purge_finished(self, *, ended_before: datetime, limit: int) -> int:
         async with self._lock:
             ended = sorted(
-                (op.end_time, op.id)
+                (op.forgotten_at is None, op.end_time, op.id)
                 for op in self._ops.values()
-                if op.state.is_terminal and op.end_time is not None and op.end_time < ended_before
+                if op.state.is_terminal
+                and op.end_time is not None
+                and (op.end_time < ended_before or op.forgotten_at is not None)
             )
-            doomed = [op_id for _, op_id in ended[: max(limit, 0)]]
+            doomed = [op_id for _, _, op_id in ended[: max(limit, 0)]]
             for op_id in doomed:
                 self._forget_request_id(self._ops.pop(op_id))
             if doomed:

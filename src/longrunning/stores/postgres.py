@@ -180,7 +180,7 @@ class PostgresStore:
         return _op(rows[0])
 
     async def list_page(self, query: OperationQuery) -> Page:
-        clauses: list[str] = []
+        clauses: list[str] = ["forgotten_at IS NULL"]
         params: list[SqlValue] = []
         if query.parent is not None:
             clauses.append("parent = %s")
@@ -194,7 +194,7 @@ class PostgresStore:
             params += filter_params
         order = "DESC" if query.newest_first else "ASC"
         sql = (
-            f"{_SELECT} WHERE {' AND '.join(clauses) or 'TRUE'}"
+            f"{_SELECT} WHERE {' AND '.join(clauses)}"
             f" ORDER BY create_time {order}, id {order} LIMIT %s"
         )
         rows = await self._read(lambda conn: _fetch(conn, sql, [*params, query.page_size + 1]))
@@ -279,14 +279,21 @@ class PostgresStore:
         return [_op(row) for row in rows]
 
     async def purge_finished(self, *, ended_before: datetime, limit: int) -> int:
-        sql = (
+        forgotten = (
+            "DELETE FROM operations WHERE id IN (SELECT id FROM operations"
+            f" WHERE forgotten_at IS NOT NULL AND state IN {TERMINAL_STATES}"
+            " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id"
+        )
+        expired = (
             "DELETE FROM operations WHERE id IN (SELECT id FROM operations"
             f" WHERE state IN {TERMINAL_STATES} AND end_time < %s ORDER BY end_time, id"
             " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id"
         )
 
         async def work(conn: Connection) -> tuple[int, bool]:
-            deleted = len(await _fetch(conn, sql, (ended_before, max(limit, 0))))
+            deleted = len(await _fetch(conn, forgotten, (max(limit, 0),)))
+            left = max(limit - deleted, 0)
+            deleted += len(await _fetch(conn, expired, (ended_before, left)))
             return deleted, deleted > 0
 
         return await self._write(work)

@@ -152,7 +152,7 @@ class SQLiteStore:
         return from_row(rows[0])
 
     async def list_page(self, query: OperationQuery) -> Page:
-        clauses: list[str] = []
+        clauses: list[str] = ["forgotten_at IS NULL"]
         params: list[SqlValue] = []
         if query.parent is not None:
             clauses.append("parent = ?")
@@ -166,7 +166,7 @@ class SQLiteStore:
             params += filter_params
         order = "DESC" if query.newest_first else "ASC"
         sql = (
-            f"{_SELECT} WHERE {' AND '.join(clauses) or '1'}"
+            f"{_SELECT} WHERE {' AND '.join(clauses)}"
             f" ORDER BY create_time {order}, id {order} LIMIT ?"
         )
         rows = await self._read(sql, [*params, query.page_size + 1])
@@ -244,14 +244,20 @@ class SQLiteStore:
         return [from_row(r) for r in await self._read(sql, (to_micros(now), max(limit, 0)))]
 
     async def purge_finished(self, *, ended_before: datetime, limit: int) -> int:
-        sql = (
+        forgotten = (
+            "DELETE FROM operations WHERE id IN (SELECT id FROM operations"
+            f" WHERE forgotten_at IS NOT NULL AND state IN {TERMINAL_STATES} LIMIT ?) RETURNING id"
+        )
+        expired = (
             "DELETE FROM operations WHERE id IN (SELECT id FROM operations"
             f" WHERE state IN {TERMINAL_STATES} AND end_time < ? ORDER BY end_time, id LIMIT ?)"
             " RETURNING id"
         )
 
         async def work(conn: aiosqlite.Connection) -> tuple[int, bool]:
-            deleted = len(await run(conn, sql, (to_micros(ended_before), max(limit, 0))))
+            deleted = len(await run(conn, forgotten, (max(limit, 0),)))
+            left = max(limit - deleted, 0)
+            deleted += len(await run(conn, expired, (to_micros(ended_before), left)))
             return deleted, deleted > 0
 
         return await self._write(work)

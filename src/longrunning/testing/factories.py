@@ -49,6 +49,7 @@ class OperationFields(TypedDict, total=False):
     lease_owner: str | None
     lease_epoch: int
     lease_expires_at: datetime | None
+    forgotten_at: datetime | None
     version: int
 
 

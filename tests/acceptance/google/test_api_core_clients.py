@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -227,3 +228,17 @@ def test_from_gapic_future_cancel(
     with pytest.raises(exceptions.Cancelled):
         future.result(timeout=30)
     assert future.cancel() is False  # already done: nothing sent
+
+
+def test_delete_of_a_running_operation_forgets_it_but_not_its_work(
+    google_server: GoogleServer, client: Client, parent: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "done"
+    op = google_server.start("test.marker", {"seconds": 1, "path": str(marker)}, parent=parent)
+    until(lambda: struct_of(client.get_operation(op.name))["state"] == "RUNNING")
+    client.delete_operation(op.name)
+    with pytest.raises(exceptions.NotFound):
+        client.get_operation(op.name)
+    assert names(client, parent) == []
+    until(marker.exists)  # DeleteOperation "does not cancel the operation"
+    assert marker.read_text() == op.name.rsplit("/", 1)[1]

@@ -64,7 +64,7 @@ class GoogleOperations:
     async def delete(self, name: str) -> None:
         ref, op = await self._resolve(name)
         try:
-            await self.service.delete(op.id)
+            await self.service.forget(op.id)
         except OperationNotFound:
             raise _not_found(ref) from None
 
