@@ -69,6 +69,7 @@ def everything_set(outcome: CancelOutcome | None = CancelOutcome.INTERRUPTED) ->
         lease_owner="worker-1",
         lease_epoch=7,
         lease_expires_at=at(30),
+        forgotten_at=at(4.000001),
         version=99,
     )
 
