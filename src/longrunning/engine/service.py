@@ -20,7 +20,6 @@ from longrunning.core import lifecycle
 from longrunning.core.errors import (
     FailedPrecondition,
     InvalidRequest,
-    InvalidTransition,
     OperationAlreadyExists,
     OperationNotFound,
     StoreConflict,
@@ -265,9 +264,7 @@ class OperationService:
                     forgotten = lifecycle.forget(op, now=self.clock.now())
                     await self.store.replace(forgotten, expected_version=op.version)
                 return
-            except StoreConflict:
-                continue
-            except InvalidTransition:  # it finished meanwhile: delete it on the next round
+            except StoreConflict:  # e.g. it finished meanwhile: then the next round deletes it
                 continue
         raise StoreConflict(f"operation {op_id} kept changing; try again")
 
