@@ -242,3 +242,21 @@ def test_delete_of_a_running_operation_forgets_it_but_not_its_work(
     assert names(client, parent) == []
     until(marker.exists)  # DeleteOperation "does not cancel the operation"
     assert marker.read_text() == op.name.rsplit("/", 1)[1]
+
+
+@pytest.mark.parametrize("body", [None, b"", b"{}", "name"])
+def test_rest_cancel_takes_every_body_the_clients_send(
+    google_server: GoogleServer, parent: str, body: bytes | str | None
+) -> None:
+    op = google_server.start("demo.sleep", {"duration_seconds": 60}, parent=parent)
+    data = f'{{"name": "{op.name}"}}'.encode() if body == "name" else body
+    reply = requests.post(
+        f"{google_server.http}/v1beta/{op.name}:cancel",
+        data=data,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert (reply.status_code, reply.json()) == (200, {})
+    assert reply.headers["content-type"] == "application/json"
+    done = requests.post(f"{google_server.http}/v1alpha/{op.name}:wait", timeout=30).json()
+    assert done["done"] is True and done["error"]["code"] == 1
