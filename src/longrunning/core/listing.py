@@ -10,6 +10,8 @@ import base64
 import binascii
 import hashlib
 import json
+import struct
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,12 +106,21 @@ def build_query(
     return query
 
 
+_TOKEN_FORMAT = 1
+_TOKEN_HEAD = struct.Struct(">B8sq")
+"""Format byte, query fingerprint, cursor create time (microseconds); then the cursor id, and a
+CRC-32 of all that, so a truncated or altered token is refused rather than resumed elsewhere."""
+
+
 def encode_page_token(query: OperationQuery, last: Operation) -> str:
-    body = json.dumps(
-        {"q": query.fingerprint(), "t": to_micros(last.create_time), "i": last.id},
-        separators=(",", ":"),
+    """An opaque, URL-safe token: packed bytes, not a readable structure (AIP-158), so that
+    clients treat it as the black box it is."""
+    head = _TOKEN_HEAD.pack(
+        _TOKEN_FORMAT, bytes.fromhex(query.fingerprint()), to_micros(last.create_time)
     )
-    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+    body = head + last.id.encode()
+    check = zlib.crc32(body).to_bytes(4, "big")
+    return base64.urlsafe_b64encode(body + check).decode().rstrip("=")
 
 
 def decode_page_token(token: str, query: OperationQuery) -> Cursor:
@@ -119,15 +130,17 @@ def decode_page_token(token: str, query: OperationQuery) -> Cursor:
     )
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        body = json.loads(raw)
-        fingerprint, micros, op_id = body["q"], body["t"], body["i"]
-    except (ValueError, binascii.Error, KeyError, TypeError, UnicodeDecodeError):
+        body, check = raw[:-4], raw[-4:]
+        if zlib.crc32(body).to_bytes(4, "big") != check:  # truncated or tampered with
+            raise ValueError("bad checksum")
+        version, fingerprint, micros = _TOKEN_HEAD.unpack_from(body)
+        op_id = body[_TOKEN_HEAD.size :].decode()
+        cursor = Cursor(create_time=from_micros(micros), id=op_id)
+    except (ValueError, binascii.Error, struct.error, OverflowError):
         raise bad from None
-    if fingerprint != query.fingerprint() or not isinstance(micros, int):
+    if version != _TOKEN_FORMAT or fingerprint.hex() != query.fingerprint() or not op_id:
         raise bad
-    if not isinstance(op_id, str):
-        raise bad
-    return Cursor(create_time=from_micros(micros), id=op_id)
+    return cursor
 
 
 def page_of(query: OperationQuery, rows: list[Operation]) -> Page:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
+import zlib
 from datetime import UTC, datetime
 
 import pytest
@@ -19,13 +21,27 @@ from longrunning.core.listing import (
     encode_page_token,
     page_of,
 )
+from longrunning.core.timestamps import from_micros
 from longrunning.testing import make_operation
 
 CREATED = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-def token_body(token: str) -> object:
-    return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+def packed(version: int, micros: int, op_id: bytes) -> str:
+    """A token in the packed layout, with a valid checksum, whatever its content."""
+    body = struct.pack(">B8sq", version, bytes.fromhex(OperationQuery().fingerprint()), micros)
+    body += op_id
+    raw = body + zlib.crc32(body).to_bytes(4, "big")
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def tampered(token: str) -> str:
+    middle = len(token) // 2
+    return token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
+
+
+def token_bytes(token: str) -> bytes:
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
 
 
 def test_a_page_token_resumes_after_the_last_operation() -> None:
@@ -79,9 +95,18 @@ def _encoded(body: object) -> str:
         _encoded({"q": OperationQuery().fingerprint(), "t": "soon", "i": "x"}),
         _encoded({"q": OperationQuery().fingerprint(), "t": 1, "i": 7}),
         base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+        # The right head but another format byte, no id, or an id that is not UTF-8.
+        packed(2, 1, b"x"),
+        packed(1, 1, b""),
+        packed(1, 1, b"\xff"),
+        packed(1, 2**62, b"x"),
+        packed(1, 1, b"x")[:-2],  # truncated
+        tampered(packed(1, 1, b"x")),
     ],
 )
 def test_a_malformed_page_token_is_rejected(token: str) -> None:
+    assert packed(1, 1, b"x") != token  # the one sound token in the family is accepted:
+    assert build_query(page_token=packed(1, 1, b"x")).after == Cursor(from_micros(1), "x")
     with pytest.raises(InvalidRequest) as caught:
         build_query(page_token=token)
     assert caught.value.reason == "INVALID_PAGE_TOKEN"
@@ -115,11 +140,11 @@ def test_page_of_cuts_the_extra_row_into_a_token() -> None:
     page = page_of(query, ops)
     assert page.operations == ops[:2]
     assert page.next_page_token is not None
-    assert token_body(page.next_page_token) == {
-        "q": query.fingerprint(),
-        "t": 1772366400123456,
-        "i": ops[1].id,
-    }
+    assert decode_page_token(page.next_page_token, query) == Cursor(CREATED, ops[1].id)
+    # Opaque (AIP-158): packed bytes, not a structure a client could read and start relying on.
+    raw = token_bytes(page.next_page_token)
+    assert b"{" not in raw and str(1772366400123456).encode() not in raw
+    assert page.next_page_token.replace("-", "").replace("_", "").isalnum()
     last = page_of(query, ops[:2])
     assert last.operations == ops[:2]
     assert last.next_page_token is None
