@@ -5,41 +5,43 @@ to encode. No HTTP, no gRPC here.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from google.longrunning import operations_pb2
 
 from longrunning.core.errors import OperationNotFound
 from longrunning.core.operation import Operation
 from longrunning.engine.service import MAX_WAIT_SECONDS, OperationService
 from longrunning.faces.google import codec
-from longrunning.faces.google.names import OperationRef, bad_name, operation_ref
+from longrunning.faces.google.names import bad_name, operation_ref
 
 DEFAULT_WAIT_SECONDS = 30.0
 """WaitOperation without a timeout waits this long (or until the call's deadline)."""
-
-
-def _not_found(ref: OperationRef) -> OperationNotFound:
-    return OperationNotFound(
-        f"operation {ref.spelled!r} was not found", metadata={"name": ref.spelled}
-    )
 
 
 class GoogleOperations:
     def __init__(self, service: OperationService) -> None:
         self.service = service
 
-    async def _resolve(self, name: str) -> tuple[OperationRef, Operation]:
+    @contextlib.asynccontextmanager
+    async def _named(self, name: str) -> AsyncIterator[Operation]:
+        """The operation `name` means; NOT_FOUND, naming it as the client did, if it is not
+        there under that name, now or by the end of the block (deleted meanwhile)."""
         ref = operation_ref(name)
         try:
             op = await self.service.get(ref.id)
+            if ref.parent is not None and op.parent != ref.parent:
+                raise OperationNotFound  # it exists, but not under that name
+            yield op
         except OperationNotFound:
-            raise _not_found(ref) from None
-        if ref.parent is not None and op.parent != ref.parent:
-            raise _not_found(ref)  # it exists, but not under that name
-        return ref, op
+            raise OperationNotFound(
+                f"operation {ref.spelled!r} was not found", metadata={"name": ref.spelled}
+            ) from None
 
     async def get(self, name: str) -> operations_pb2.Operation:
-        _, op = await self._resolve(name)
-        return codec.to_operation(op)
+        async with self._named(name) as op:
+            return codec.to_operation(op)
 
     async def list(
         self, request: operations_pb2.ListOperationsRequest
@@ -55,28 +57,20 @@ class GoogleOperations:
 
     async def cancel(self, name: str) -> None:
         """Start a two-phase cancel; a finished operation is left as it is (OK)."""
-        ref, op = await self._resolve(name)
-        try:
+        async with self._named(name) as op:
             await self.service.cancel(op.id)
-        except OperationNotFound:
-            raise _not_found(ref) from None
 
     async def delete(self, name: str) -> None:
-        ref, op = await self._resolve(name)
-        try:
+        """Forget it: deleted if finished, else hidden while its work goes on (ADR 0017)."""
+        async with self._named(name) as op:
             await self.service.forget(op.id)
-        except OperationNotFound:
-            raise _not_found(ref) from None
 
     async def wait(self, name: str, timeout: float | None) -> operations_pb2.Operation:
         """Until done or `timeout` seconds (default 30 s, at most the engine's maximum)."""
-        ref, op = await self._resolve(name)
         seconds = DEFAULT_WAIT_SECONDS if timeout is None else timeout
-        try:
+        async with self._named(name) as op:
             waited = await self.service.wait(op.id, min(max(seconds, 0.0), MAX_WAIT_SECONDS))
-        except OperationNotFound:
-            raise _not_found(ref) from None
-        return codec.to_operation(waited)
+            return codec.to_operation(waited)
 
     async def start(self, collection: str, body: object) -> operations_pb2.Operation:
         """`{parent}/operations:start` (AIP-136): store a new operation and return it."""
