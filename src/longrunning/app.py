@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,30 @@ def default_store_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'longrunning.db').resolve()}"
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A PEM certificate chain and its private key."""
+
+    cert: Path
+    key: Path
+
+    def check(self) -> None:
+        """Load them once, so that a wrong path or a mismatched pair fails the start with one
+        clear line instead of inside the HTTP server."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.cert, self.key)
+        except OSError as exc:  # ssl.SSLError is one too
+            if isinstance(exc, ssl.SSLError):
+                reason = f"{exc.reason or exc}; both must be PEM, the key unencrypted and the one "
+                reason += "of the certificate"
+            else:
+                reason = exc.strerror or str(exc)
+            raise ValueError(
+                f"cannot use TLS certificate {self.cert} with key {self.key}: {reason}"
+            ) from None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     store_url: str
@@ -54,6 +79,8 @@ class Settings:
     port: int = 8080
     grpc_port: int | None = None
     """Serve google.longrunning.Operations over gRPC on this port too (0 picks one)."""
+    tls: TlsFiles | None = None
+    """Serve HTTPS (and gRPC over TLS) with this certificate and key; plain text without."""
     handler_modules: tuple[str, ...] = ()
     engine: EngineConfig = field(default_factory=EngineConfig)
     embedded_worker: bool = True
@@ -151,12 +178,17 @@ async def run_server(
             else None
         )
         sock = _bind(settings.host, settings.port)
+        tls = settings.tls
+        if tls is not None:
+            tls.check()
         config = uvicorn.Config(
             build_http_app(service, settings),
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=5,
             lifespan="off",
+            ssl_certfile=None if tls is None else str(tls.cert),
+            ssl_keyfile=None if tls is None else str(tls.key),
         )
         server = _EmbeddedServer(config)
         tasks = [asyncio.create_task(reaper.run(), name="reaper")]
@@ -171,12 +203,15 @@ async def run_server(
         try:
             if settings.grpc_port is not None:
                 grpc_server, grpc_port = await start_grpc_server(
-                    service, settings.host, settings.grpc_port
+                    service,
+                    settings.host,
+                    settings.grpc_port,
+                    tls=None if tls is None else (tls.cert.read_bytes(), tls.key.read_bytes()),
                 )
             host, port = sock.getsockname()[:2]
             on_ready(
                 Endpoints(
-                    http=f"http://{_url_host(host)}:{port}",
+                    http=f"{'http' if tls is None else 'https'}://{_url_host(host)}:{port}",
                     grpc=None if grpc_server is None else f"{_url_host(host)}:{grpc_port}",
                 )
             )

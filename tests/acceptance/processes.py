@@ -54,7 +54,7 @@ class NodeProcess:
 
     @property
     def url(self) -> str:
-        match = re.search(r"serving (http://\S+)", self.banner)
+        match = re.search(r"serving (https?://\S+)", self.banner)
         assert match, self.banner
         return match.group(1)
 

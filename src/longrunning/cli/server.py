@@ -15,6 +15,7 @@ from typing import TypeVar
 from longrunning.app import (
     Endpoints,
     Settings,
+    TlsFiles,
     default_data_dir,
     default_store_url,
     migrate,
@@ -106,6 +107,21 @@ def add_server_commands(sub: argparse._SubParsersAction[ParserT]) -> None:
         metavar="N",
         help="operations the embedded worker runs at once; 0 serves the API only (default 16)",
     )
+    serve.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=os.environ.get("LONGRUNNING_TLS_CERT") or None,
+        metavar="FILE",
+        help="serve HTTPS (and gRPC over TLS) with this PEM certificate chain; needs --tls-key "
+        "(env LONGRUNNING_TLS_CERT)",
+    )
+    serve.add_argument(
+        "--tls-key",
+        type=Path,
+        default=os.environ.get("LONGRUNNING_TLS_KEY") or None,
+        metavar="FILE",
+        help="the PEM private key of --tls-cert (env LONGRUNNING_TLS_KEY)",
+    )
     worker = sub.add_parser("worker", help="run a worker only, on the same store as a server")
     _store_flags(worker)
     _engine_flags(worker)
@@ -140,6 +156,7 @@ def _settings(args: argparse.Namespace, *, concurrency: int) -> Settings:
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 8080),
         grpc_port=grpc_port,
+        tls=_tls(args),
         handler_modules=tuple(args.handlers),
         embedded_worker=concurrency > 0,
         engine=EngineConfig(
@@ -149,6 +166,15 @@ def _settings(args: argparse.Namespace, *, concurrency: int) -> Settings:
             queues=tuple(check_queue(queue) for queue in args.queue) or ("default",),
         ),
     )
+
+
+def _tls(args: argparse.Namespace) -> TlsFiles | None:
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError("--tls-cert and --tls-key go together: give both, or neither")
+    return TlsFiles(cert=Path(cert), key=Path(key))
 
 
 def _store_url(args: argparse.Namespace) -> str:

@@ -2,9 +2,9 @@
 `google.rpc.Status` with one ErrorInfo (AIP-193), and Google list and start requests as engine
 arguments. Pure functions over protobuf messages: no I/O, no Starlette, no gRPC server.
 
-Every payload is packed as a well-known type every client has in its descriptor pool
-(`google.protobuf.Struct`, `Value` or `Empty`), never a type of our own: a client that cannot
-resolve an `@type` fails to parse the whole response, listing included.
+Every payload is packed as a well-known type (`google.protobuf.Struct`, `Value` or `Empty`), never
+a type of our own: a client that cannot resolve an `@type` fails to parse the whole response,
+listing included. (Over REST, Struct must be loaded in the client; see docs/reference/google.md.)
 """
 
 from __future__ import annotations

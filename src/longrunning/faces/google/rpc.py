@@ -129,9 +129,10 @@ def _starter(service: OperationService) -> grpc.GenericRpcHandler[object, object
 
 
 async def start_grpc_server(
-    service: OperationService, host: str, port: int
+    service: OperationService, host: str, port: int, *, tls: tuple[bytes, bytes] | None = None
 ) -> tuple[grpc.aio.Server, int]:
-    """A started grpc.aio server on host:port, and the port it bound (0 picks one)."""
+    """A started grpc.aio server on host:port, and the port it bound (0 picks one); over TLS
+    with `tls` = (PEM certificate chain, PEM private key)."""
     server = grpc.aio.server()
     operations_pb2_grpc.add_OperationsServicer_to_server(  # type: ignore[no-untyped-call]
         OperationsServicer(service), server
@@ -139,7 +140,12 @@ async def start_grpc_server(
     server.add_generic_rpc_handlers((_starter(service),))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(address)
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            cert, key = tls
+            credentials = grpc.ssl_server_credentials([(key, cert)])
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:  # grpc raises this when the address is taken
         raise OSError(f"cannot listen for gRPC on {address}: {exc}") from None
     await server.start()
