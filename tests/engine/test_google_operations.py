@@ -104,6 +104,9 @@ async def test_names_resolve_only_under_their_parent(
     op_id = name.rsplit("/", 1)[1]
     assert (await google.get(name)).name == name
     assert (await google.get(f"operations/{op_id}")).name == name  # the proto's default shape
+    assert (await google.get(f"projects/q/locations/-/operations/{op_id}")).name == name
+    with pytest.raises(OperationNotFound):
+        await google.get(f"projects/p/locations/-/operations/{op_id}")
     with pytest.raises(OperationNotFound):
         await google.get(f"projects/p/locations/a/operations/{op_id}")
     with pytest.raises(OperationNotFound):

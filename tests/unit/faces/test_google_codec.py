@@ -51,6 +51,17 @@ def make(**changes: object) -> Operation:
 def test_operation_names(name: str, parent: str | None) -> None:
     ref = operation_ref(name)
     assert (ref.id, ref.parent, ref.spelled) == (OP_ID, parent, name)
+    assert ref.covers(parent or "projects/any")
+    assert not ref.covers("projects/other/locations/l") or parent is None
+
+
+def test_a_dash_stands_for_any_last_id() -> None:
+    ref = operation_ref(f"projects/p/locations/-/operations/{OP_ID}")
+    assert ref.covers("projects/p/locations/l") and ref.covers("projects/p/locations/m")
+    for elsewhere in ["projects/q/locations/l", "projects/p", "projects/p/locations/l/x/y"]:
+        assert not ref.covers(elsewhere)
+    with pytest.raises(InvalidRequest):
+        operation_ref(f"projects/-/locations/l/operations/{OP_ID}")
 
 
 @pytest.mark.parametrize(

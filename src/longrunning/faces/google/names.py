@@ -27,9 +27,19 @@ class OperationRef:
 
     id: str
     parent: str | None
-    """The parent the name puts it under; None for `operations/{id}`, which names any parent."""
+    """The parent the name puts it under; None for `operations/{id}`, which names any parent;
+    a last id of `-` (AIP-159) stands for any (`projects/p/locations/-`)."""
     spelled: str
     """The name as the client sent it, for messages."""
+
+    def covers(self, parent: str) -> bool:
+        """Whether an operation living under `parent` is the one this name means."""
+        if self.parent is None:
+            return True
+        base, _, last = self.parent.rpartition("/")
+        if last == "-":
+            return parent.rpartition("/")[0] == base
+        return parent == self.parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +75,9 @@ def operation_ref(name: str) -> OperationRef:
     if not head:
         return OperationRef(id=op_id, parent=None, spelled=spelled)
     parent = head[:-1]
+    base, _, last = parent.rpartition("/")
     try:
-        check_parent(parent)
+        check_parent(f"{base}/x" if last == "-" else parent)
     except InvalidRequest as exc:
         raise bad_name(spelled, exc.message) from None
     return OperationRef(id=op_id, parent=parent, spelled=spelled)

@@ -31,7 +31,7 @@ class GoogleOperations:
         ref = operation_ref(name)
         try:
             op = await self.service.get(ref.id)
-            if ref.parent is not None and op.parent != ref.parent:
+            if not ref.covers(op.parent):
                 raise OperationNotFound  # it exists, but not under that name
             yield op
         except OperationNotFound:
