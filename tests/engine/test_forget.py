@@ -22,7 +22,7 @@ async def test_a_forgotten_operation_runs_on_unseen_and_is_purged_when_it_ends(
     service: OperationService, store: OperationStore, worker: Worker
 ) -> None:
     start = StartRequest(
-        kind="test.exclusive", request={"seconds": 1.0}, target="db/1", request_id="r-1"
+        kind="test.exclusive", request={"seconds": 3.0}, target="db/1", request_id="r-1"
     )
     op = (await service.start(start)).operation
     await until_state(service, op.id, State.RUNNING)
@@ -41,7 +41,7 @@ async def test_a_forgotten_operation_runs_on_unseen_and_is_purged_when_it_ends(
     again = await service.start(StartRequest(kind="test.tracked", request_id="r-1"))
     assert again.created and again.operation.id != op.id
 
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(15):
         while (ended := await store.get(op.id)).state is State.RUNNING:
             await asyncio.sleep(0.02)
     assert ended.state is State.SUCCEEDED and ended.cancel_outcome is None  # not cancelled

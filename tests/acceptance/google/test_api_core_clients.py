@@ -234,7 +234,7 @@ def test_delete_of_a_running_operation_forgets_it_but_not_its_work(
     google_server: GoogleServer, client: Client, parent: str, tmp_path: Path
 ) -> None:
     marker = tmp_path / "done"
-    op = google_server.start("test.marker", {"seconds": 1, "path": str(marker)}, parent=parent)
+    op = google_server.start("test.marker", {"seconds": 2, "path": str(marker)}, parent=parent)
     until(lambda: struct_of(client.get_operation(op.name))["state"] == "RUNNING")
     client.delete_operation(op.name)
     with pytest.raises(exceptions.NotFound):
