@@ -143,7 +143,7 @@ def test_page_of_cuts_the_extra_row_into_a_token() -> None:
     assert decode_page_token(page.next_page_token, query) == Cursor(CREATED, ops[1].id)
     # Opaque (AIP-158): packed bytes, not a structure a client could read and start relying on.
     raw = token_bytes(page.next_page_token)
-    with pytest.raises(ValueError):
+    with pytest.raises((json.JSONDecodeError, UnicodeDecodeError)):
         json.loads(raw)
     assert str(1772366400123456).encode() not in raw
     assert page.next_page_token.replace("-", "").replace("_", "").isalnum()
