@@ -168,6 +168,9 @@ async def run_server(
 ) -> None:
     """Serve the HTTP API, the gRPC API if it has a port, and unless disabled an embedded
     worker, until `stop` is set."""
+    tls = settings.tls
+    if tls is not None:
+        tls.check()
     registry = build_registry(settings.handler_modules)
     async with opened_store(settings.store_url, migrate=settings.migrate) as store:
         service = OperationService(store, registry)
@@ -178,9 +181,6 @@ async def run_server(
             else None
         )
         sock = _bind(settings.host, settings.port)
-        tls = settings.tls
-        if tls is not None:
-            tls.check()
         config = uvicorn.Config(
             build_http_app(service, settings),
             log_config=None,
