@@ -20,12 +20,17 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 from longrunning.core.ports import OperationStore
+from longrunning.databases.kinds import database_kinds
+from longrunning.databases.servers import DatabaseServers, default_servers, load_servers
+from longrunning.databases.service import DatabaseService
 from longrunning.engine.config import EngineConfig
 from longrunning.engine.demo import DEMO_KINDS
 from longrunning.engine.kinds import HandlerRegistry
 from longrunning.engine.recovery import LeaseReaper
 from longrunning.engine.service import OperationService
 from longrunning.engine.worker import Worker
+from longrunning.faces.azure_arm.rest import arm_routes
+from longrunning.faces.azure_classic.rest import classic_routes
 from longrunning.faces.google.rest import google_routes
 from longrunning.faces.google.rpc import start_grpc_server
 from longrunning.faces.native.rest import http_exception_handler, native_routes
@@ -73,6 +78,11 @@ class TlsFiles:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     store_url: str
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
+    databases_file: Path | None = None
+    """The database servers, a TOML file; None: server `local` in `data_dir`."""
+    azure_retry_after: int = 1
+    """Seconds Azure clients are told to wait between polls."""
     migrate: bool = True
     """Apply pending schema migrations at start; if off, only check that there are none."""
     host: str = "127.0.0.1"
@@ -88,8 +98,14 @@ class Settings:
     max_body_bytes: int = 1_048_576
 
 
-def build_registry(modules: Sequence[str]) -> HandlerRegistry:
-    registry = HandlerRegistry(DEMO_KINDS)
+def build_servers(settings: Settings) -> DatabaseServers:
+    if settings.databases_file is None:
+        return default_servers(settings.data_dir)
+    return load_servers(settings.databases_file)
+
+
+def build_registry(modules: Sequence[str], servers: DatabaseServers) -> HandlerRegistry:
+    registry = HandlerRegistry((*DEMO_KINDS, *database_kinds(servers)))
     for module in modules:
         try:
             registry.add_module(module)
@@ -98,11 +114,20 @@ def build_registry(modules: Sequence[str]) -> HandlerRegistry:
     return registry
 
 
-def build_http_app(service: OperationService, settings: Settings) -> Starlette:
+def build_http_app(
+    service: OperationService, databases: DatabaseService, settings: Settings
+) -> Starlette:
     return Starlette(
         routes=[
             *native_routes(service, max_body_bytes=settings.max_body_bytes),
             *google_routes(service, max_body_bytes=settings.max_body_bytes),
+            *arm_routes(
+                service,
+                databases,
+                retry_after=settings.azure_retry_after,
+                max_body_bytes=settings.max_body_bytes,
+            ),
+            *classic_routes(service),
         ],
         exception_handlers={HTTPException: http_exception_handler},
     )
@@ -171,9 +196,11 @@ async def run_server(
     tls = settings.tls
     if tls is not None:
         tls.check()
-    registry = build_registry(settings.handler_modules)
+    servers = build_servers(settings)
+    registry = build_registry(settings.handler_modules, servers)
     async with opened_store(settings.store_url, migrate=settings.migrate) as store:
         service = OperationService(store, registry)
+        databases = DatabaseService(service, servers)
         reaper = LeaseReaper(store, config=settings.engine)
         worker = (
             Worker(store, registry, config=settings.engine, signals=service.signals)
@@ -182,7 +209,7 @@ async def run_server(
         )
         sock = _bind(settings.host, settings.port)
         config = uvicorn.Config(
-            build_http_app(service, settings),
+            build_http_app(service, databases, settings),
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=5,
@@ -233,7 +260,7 @@ async def run_worker(
     settings: Settings, stop: asyncio.Event, *, on_ready: Callable[[str], None]
 ) -> None:
     """Run a worker (and a reaper) on the store until `stop` is set."""
-    registry = build_registry(settings.handler_modules)
+    registry = build_registry(settings.handler_modules, build_servers(settings))
     async with opened_store(settings.store_url, migrate=settings.migrate) as store:
         worker = Worker(store, registry, config=settings.engine)
         reaper = LeaseReaper(store, config=settings.engine)

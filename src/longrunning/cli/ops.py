@@ -1,5 +1,6 @@
 """`longrunning ops ...`: start, get, list, cancel, delete, wait for and watch operations on a
-running server, through NativeClient only (no engine, no store). Rich rendering is in render.py.
+running server, and show them as Azure SQL's sys.dm_operation_status does (`dmv`), through
+NativeClient only (no engine, no store). Rich rendering is in render.py.
 
 Exit codes, so that scripts can branch:
     0  done as asked; for wait, watch and start --watch: the operation SUCCEEDED;
@@ -28,6 +29,8 @@ from longrunning.cli import render
 from longrunning.client import ClientError, NativeClient
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+MAX_PAGE_SIZE = 1000
+"""The native API's largest page."""
 URL_ENV = "LONGRUNNING_URL"
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNSUCCESSFUL, EXIT_TIMEOUT = range(6)
@@ -143,6 +146,13 @@ def add_ops_commands(subparsers: argparse._SubParsersAction[ParserT]) -> None:
     wait.add_argument("--timeout", metavar="SECONDS", type=_seconds, help="give up after this")
 
     command("watch", "follow an operation's progress until done").add_argument("id", metavar="ID")
+
+    dmv = command(
+        "dmv", "the operations as Azure SQL's sys.dm_operation_status shows them, newest first"
+    )
+    dmv.add_argument(
+        "--limit", metavar="N", type=_positive_int, default=50, help="at most N rows (default: 50)"
+    )
 
 
 def server_url(args: argparse.Namespace) -> str:
@@ -299,6 +309,27 @@ async def _follow(
     return EXIT_TIMEOUT if last is None else _exit_for(last)
 
 
+async def _dmv(client: NativeClient, args: argparse.Namespace, console: Console) -> int:
+    """The rows of the store's dm_operation_status view, computed from the native listing with
+    the view's own mapping: `ops` reaches the server over HTTP only, never its store."""
+    rows: list[Json] = []
+    token: str | None = None
+    while len(rows) < args.limit:
+        size = min(args.limit - len(rows), MAX_PAGE_SIZE)
+        page = await client.list(page_size=size, page_token=token)
+        rows += [render.dm_row(op) for op in page.get("operations", [])]
+        token = page.get("nextPageToken")
+        if not token:
+            break
+    if args.json:
+        _print_json(rows)
+    elif rows:
+        console.print(render.dm_table(rows, width=console.width))
+    else:
+        console.print("no operations")
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[NativeClient, argparse.Namespace, Console], Awaitable[int]]] = {
     "start": _start,
     "get": _get,
@@ -307,4 +338,5 @@ _COMMANDS: dict[str, Callable[[NativeClient, argparse.Namespace, Console], Await
     "delete": _delete,
     "wait": _wait,
     "watch": _watch,
+    "dmv": _dmv,
 }

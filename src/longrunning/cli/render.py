@@ -1,5 +1,6 @@
-"""Human output of the `ops` commands with rich: operation panels, list tables, the live watch bar
-and one-line summaries. Rendering only: no HTTP, no argument parsing, no exit codes.
+"""Human output of the `ops` commands with rich: operation panels, list tables, the live watch bar,
+one-line summaries, and the `dm_operation_status` rows of `ops dmv`. Rendering only: no HTTP, no
+argument parsing, no exit codes.
 
 Operations arrive as the native API's JSON dicts. Text from the server goes into `Text` objects,
 never into markup, so a phase like "[copy]" prints as written.
@@ -8,6 +9,7 @@ never into markup, so a phase like "[copy]" prints as written.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -217,3 +219,98 @@ async def live_watch(console: Console, updates: AsyncIterator[Json]) -> Json | N
     if last is not None:
         console.print(summary(last), soft_wrap=True)
     return last
+
+
+DM_STATES = {
+    "PENDING": (0, "PENDING"),
+    "RUNNING": (1, "IN_PROGRESS"),
+    "SUCCEEDED": (2, "COMPLETED"),
+    "FAILED": (3, "FAILED"),
+    "CANCELLED": (5, "CANCELLED"),
+}
+"""Azure SQL's sys.dm_operation_status state codes and names; a running operation whose cancel
+was requested is 4, CANCEL_IN_PROGRESS."""
+DM_STATE_STYLES = {
+    "PENDING": "yellow",
+    "IN_PROGRESS": "cyan",
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "CANCEL_IN_PROGRESS": "magenta",
+    "CANCELLED": "magenta",
+}
+_DATABASE_TARGET = re.compile(r"servers/([^/]+)/databases/(.+)")
+
+
+def dm_row(op: Json) -> Json:
+    """One row of the store's `dm_operation_status` view, column for column, computed from an
+    operation's native JSON by the mapping the view's migration uses; times are RFC 3339 UTC."""
+    # Any other state is 5, as in the view's CASE ... ELSE.
+    state, state_desc = DM_STATES.get(str(op.get("state")), (5, "CANCELLED"))
+    if state == 1 and op.get("cancelRequested"):
+        state, state_desc = 4, "CANCEL_IN_PROGRESS"
+    target = op.get("target")
+    database = _DATABASE_TARGET.fullmatch(target) if isinstance(target, str) else None
+    error: Json = op["error"] if isinstance(op.get("error"), dict) else {}
+    return {
+        "session_activity_id": op.get("id"),
+        "resource_type": 0,
+        "resource_type_desc": "Database",
+        "major_resource_id": database[2] if database else (target or ""),
+        "minor_resource_id": database[1] if database else "",
+        "operation": op.get("title") or op.get("kind"),
+        "state": state,
+        "state_desc": state_desc,
+        "percent_complete": 100 if state == 2 else int(_percent(op)),
+        "error_code": error.get("code") or 0,
+        "error_desc": error.get("message"),
+        "error_severity": error.get("severity") or 0,
+        "error_state": 0,
+        "start_time": op.get("createTime"),
+        "last_modify_time": op.get("updateTime"),
+        "phase_code": None,
+        "phase_desc": op.get("progress", {}).get("phase"),
+        "phase_info": None,
+    }
+
+
+def dm_table(rows: list[Json], *, width: int = 80) -> Table:
+    """`dm_operation_status` rows under short headers: the id, what, where, state and percent
+    always; the state code, server, error and times only when there is room (`--json` has all)."""
+    wide = width >= 120
+    table = Table(
+        show_edge=False, pad_edge=False, box=None, header_style="bold", collapse_padding=True
+    )
+    table.add_column("session_activity_id", no_wrap=True, min_width=36)
+    if wide:
+        table.add_column("state", justify="right", no_wrap=True)
+    table.add_column("state_desc", no_wrap=True, min_width=18)  # CANCEL_IN_PROGRESS
+    table.add_column("percent" if wide else "%", justify="right", no_wrap=True, min_width=4)
+    table.add_column("operation", no_wrap=True, overflow="ellipsis", ratio=1, min_width=8)
+    table.add_column("database", no_wrap=True, overflow="ellipsis", ratio=1, min_width=8)
+    if wide:
+        table.add_column("server", no_wrap=True, overflow="ellipsis")
+        table.add_column("error", no_wrap=True)
+        table.add_column("start_time", no_wrap=True)
+        table.add_column("last_modify_time", no_wrap=True)
+        table.add_column("error_desc", no_wrap=True, overflow="ellipsis", ratio=1)
+    for row in rows:
+        desc = str(row["state_desc"])
+        cells: list[Text | str] = [Text(str(row["session_activity_id"]))]
+        if wide:
+            cells.append(str(row["state"]))
+        cells += [
+            Text(desc, style=DM_STATE_STYLES.get(desc, "")),
+            f"{row['percent_complete']}%",
+            Text(str(row["operation"] or "")),
+            Text(str(row["major_resource_id"])),
+        ]
+        if wide:
+            cells += [
+                Text(str(row["minor_resource_id"])),
+                str(row["error_code"]) if row["error_code"] else "",
+                _short_time(row["start_time"]),
+                _short_time(row["last_modify_time"]),
+                Text(" ".join(str(row["error_desc"] or "").split())),
+            ]
+        table.add_row(*cells)
+    return table

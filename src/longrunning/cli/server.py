@@ -61,6 +61,14 @@ def _engine_flags(parser: argparse.ArgumentParser) -> None:
         help="import MODULE and register its @operation_kind handlers (repeatable)",
     )
     parser.add_argument(
+        "--databases",
+        type=Path,
+        default=os.environ.get("LONGRUNNING_DATABASES") or None,
+        metavar="FILE",
+        help="the database servers this node manages, a TOML file (env LONGRUNNING_DATABASES; "
+        "default: server 'local', SQLite files in --data-dir/databases/local)",
+    )
+    parser.add_argument(
         "--lease-seconds",
         type=float,
         default=float(os.environ.get("LONGRUNNING_LEASE_SECONDS", "10")),
@@ -122,6 +130,14 @@ def add_server_commands(sub: argparse._SubParsersAction[ParserT]) -> None:
         metavar="FILE",
         help="the PEM private key of --tls-cert (env LONGRUNNING_TLS_KEY)",
     )
+    serve.add_argument(
+        "--azure-retry-after",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="the Retry-After the Azure faces send while an operation runs: how often Azure "
+        "clients poll (env LONGRUNNING_AZURE_RETRY_AFTER; default 1)",
+    )
     worker = sub.add_parser("worker", help="run a worker only, on the same store as a server")
     _store_flags(worker)
     _engine_flags(worker)
@@ -150,8 +166,19 @@ def _settings(args: argparse.Namespace, *, concurrency: int) -> Settings:
         grpc_port = int(text) if text.isdigit() else -1
     if grpc_port is not None and not 0 <= grpc_port <= 65535:
         raise ValueError("--grpc-port (or LONGRUNNING_GRPC_PORT) must be a port, 0 picks one")
+    retry_after = getattr(args, "azure_retry_after", None)
+    if retry_after is None:
+        text = os.environ.get("LONGRUNNING_AZURE_RETRY_AFTER", "1").strip()
+        retry_after = int(text) if text.isdigit() else -1
+    if not 0 <= retry_after <= 3600:
+        raise ValueError(
+            "--azure-retry-after (or LONGRUNNING_AZURE_RETRY_AFTER) must be 0 to 3600 seconds"
+        )
     return Settings(
         store_url=_store_url(args),
+        data_dir=args.data_dir or default_data_dir(),
+        databases_file=args.databases,
+        azure_retry_after=retry_after,
         migrate=args.migrate,
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 8080),

@@ -86,6 +86,20 @@ class OperationAlreadyExists(LongrunningError):
     default_reason = "REQUEST_ID_REUSED"
 
 
+class ResourceNotFound(LongrunningError):
+    """No such resource (a database server, a database)."""
+
+    code = Code.NOT_FOUND
+    default_reason = "RESOURCE_NOT_FOUND"
+
+
+class ResourceExists(LongrunningError):
+    """The resource exists already."""
+
+    code = Code.ALREADY_EXISTS
+    default_reason = "RESOURCE_EXISTS"
+
+
 class FailedPrecondition(LongrunningError):
     """The operation is not in a state that allows this."""
 

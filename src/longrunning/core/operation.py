@@ -82,7 +82,7 @@ class Operation:
     parent: str
     """The scope the operation lives under, e.g. `projects/p/locations/l`."""
     kind: str
-    """The registered handler kind, e.g. `demo.sleep`."""
+    """The registered handler kind, e.g. `demo.sleep`: the stable name of what it does."""
     state: State
     create_time: datetime
     update_time: datetime
@@ -117,6 +117,9 @@ class Operation:
     lease_epoch: int = 0
     """Fencing token: grows by one at every claim, so a stale worker's writes are refused."""
     lease_expires_at: datetime | None = None
+    title: str | None = None
+    """What it does, for people, e.g. `CREATE DATABASE` (Azure's operationFriendlyName); from
+    its kind at start. None on operations stored before titles existed: show the kind then."""
     forgotten_at: datetime | None = None
     """When a client deleted it while it still ran (Google's DeleteOperation): no read shows it
     any more, its work goes on, and it is purged once it ends."""
@@ -126,6 +129,10 @@ class Operation:
     @property
     def name(self) -> str:
         return f"{self.parent}/operations/{self.id}"
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.kind
 
     @property
     def done(self) -> bool:

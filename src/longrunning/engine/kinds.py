@@ -35,6 +35,10 @@ class OperationKind:
     name: str
     handler: Handler
     description: str = ""
+    title: str | None = None
+    """What it does, for people, e.g. `CREATE DATABASE`; the operations it starts carry it
+    (Azure's operationFriendlyName, the `operation` column of dm_operation_status). Default:
+    the kind's name."""
     cancellable: bool = True
     """Whether a running operation may be cancelled (Azure's isCancellable)."""
     idempotent: bool = False

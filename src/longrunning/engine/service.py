@@ -174,6 +174,7 @@ class OperationService:
             id=str(uuid.uuid4()),
             parent=parent,
             kind=kind.name,
+            title=kind.title,
             state=State.PENDING,
             create_time=now,
             update_time=now,

@@ -73,6 +73,7 @@ COLUMNS: tuple[str, ...] = (
     "lease_epoch",
     "lease_expires_at",
     "forgotten_at",
+    "title",
     "version",
 )
 """Every column of the operations table, in the order `to_row` and `from_row` use."""
@@ -164,6 +165,7 @@ def to_row(op: Operation, times: TimeCodec = MICROS) -> tuple[SqlValue, ...]:
         op.lease_epoch,
         _when(op.lease_expires_at),
         _when(op.forgotten_at),
+        op.title,
         op.version,
     )
 
@@ -221,5 +223,6 @@ def from_row(row: Sequence[Any], times: TimeCodec = MICROS) -> Operation:
         lease_epoch=v["lease_epoch"],
         lease_expires_at=_time(v["lease_expires_at"]),
         forgotten_at=_time(v["forgotten_at"]),
+        title=v["title"],
         version=v["version"],
     )

@@ -50,6 +50,7 @@ class OperationFields(TypedDict, total=False):
     lease_epoch: int
     lease_expires_at: datetime | None
     forgotten_at: datetime | None
+    title: str | None
     version: int
 
 

@@ -111,6 +111,7 @@ def test_a_running_operation_has_metadata_and_neither_result_nor_error() -> None
         target="projects/p/locations/l/clusters/c",
         labels={"team": "db"},
         metadata={"pages": 10},
+        title="COPY CLUSTER",
     )
     message = codec.to_operation(op)
     assert message.name == f"projects/p/locations/l/operations/{OP_ID}" and not message.done
@@ -122,6 +123,7 @@ def test_a_running_operation_has_metadata_and_neither_result_nor_error() -> None
         "updateTime": "2026-11-21T12:00:00Z",
         "target": "projects/p/locations/l/clusters/c",
         "verb": "demo.sleep",
+        "title": "COPY CLUSTER",
         "statusMessage": "copying",
         "requestedCancellation": False,
         "apiVersion": "v1",

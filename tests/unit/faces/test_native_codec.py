@@ -65,6 +65,7 @@ def test_pending_operation_has_the_base_fields_and_omits_unset_ones() -> None:
         "name": f"{DEFAULT_PARENT}/operations/{OP_ID}",
         "parent": DEFAULT_PARENT,
         "kind": "demo.sleep",
+        "title": "demo.sleep",
         "state": "PENDING",
         "done": False,
         "cancellable": True,

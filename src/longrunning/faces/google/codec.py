@@ -102,6 +102,7 @@ def metadata_of(op: Operation) -> JsonObject:
     if op.target is not None:
         body["target"] = op.target
     body["verb"] = op.kind
+    body["title"] = op.display_title
     if op.progress.phase is not None:
         body["statusMessage"] = op.progress.phase
     body["requestedCancellation"] = op.cancel_requested

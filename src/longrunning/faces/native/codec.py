@@ -34,6 +34,7 @@ def operation_to_json(op: Operation) -> JsonObject:
         "name": op.name,
         "parent": op.parent,
         "kind": op.kind,
+        "title": op.display_title,
         "state": op.state.value,
         "done": op.done,
         "cancellable": op.cancellable,
