@@ -31,6 +31,7 @@ from longrunning.core.errors import InvalidRequest, LongrunningError, OperationN
 from longrunning.core.filtering import Comparator, Comparison, Filter, Or
 from longrunning.core.listing import build_query
 from longrunning.core.operation import Operation
+from longrunning.databases import kinds
 from longrunning.databases.names import DatabaseRef, check_server_name, server_target
 from longrunning.databases.service import DatabaseService
 from longrunning.engine.service import OperationService
@@ -273,7 +274,7 @@ class ArmFace:
             code = 409 if op.error is None else codec.from_error_code(op.error.code)
             raise ArmError(code, error["code"], error["message"])
         ref = DatabaseRef.from_target(op.target)
-        if op.kind in ("db.create", "db.copy") and ref is not None:
+        if op.kind in (kinds.CREATE, kinds.COPY) and ref is not None:
             db = await self.databases.get(ref)
             return call.reply(200, codec.database_resource(db, call.scope))
         return call.reply(204, None)
