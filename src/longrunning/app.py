@@ -20,8 +20,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 from longrunning.core.ports import OperationStore
+from longrunning.databases.backends import Backends
 from longrunning.databases.kinds import database_kinds
-from longrunning.databases.servers import DatabaseServers, default_servers, load_servers
+from longrunning.databases.servers import default_servers, load_servers
 from longrunning.databases.service import DatabaseService
 from longrunning.engine.config import EngineConfig
 from longrunning.engine.demo import DEMO_KINDS
@@ -98,14 +99,17 @@ class Settings:
     max_body_bytes: int = 1_048_576
 
 
-def build_servers(settings: Settings) -> DatabaseServers:
-    if settings.databases_file is None:
-        return default_servers(settings.data_dir)
-    return load_servers(settings.databases_file)
+def build_backends(settings: Settings) -> Backends:
+    servers = (
+        default_servers(settings.data_dir)
+        if settings.databases_file is None
+        else load_servers(settings.databases_file)
+    )
+    return Backends(servers)
 
 
-def build_registry(modules: Sequence[str], servers: DatabaseServers) -> HandlerRegistry:
-    registry = HandlerRegistry((*DEMO_KINDS, *database_kinds(servers)))
+def build_registry(modules: Sequence[str], backends: Backends) -> HandlerRegistry:
+    registry = HandlerRegistry((*DEMO_KINDS, *database_kinds(backends)))
     for module in modules:
         try:
             registry.add_module(module)
@@ -119,8 +123,8 @@ def build_http_app(
 ) -> Starlette:
     return Starlette(
         routes=[
-            *native_routes(service, max_body_bytes=settings.max_body_bytes),
-            *google_routes(service, max_body_bytes=settings.max_body_bytes),
+            *native_routes(service, databases=databases, max_body_bytes=settings.max_body_bytes),
+            *google_routes(service, max_body_bytes=settings.max_body_bytes, databases=databases),
             *arm_routes(
                 service,
                 databases,
@@ -196,11 +200,11 @@ async def run_server(
     tls = settings.tls
     if tls is not None:
         tls.check()
-    servers = build_servers(settings)
-    registry = build_registry(settings.handler_modules, servers)
+    backends = build_backends(settings)
+    registry = build_registry(settings.handler_modules, backends)
     async with opened_store(settings.store_url, migrate=settings.migrate) as store:
         service = OperationService(store, registry)
-        databases = DatabaseService(service, servers)
+        databases = DatabaseService(service, backends)
         reaper = LeaseReaper(store, config=settings.engine)
         worker = (
             Worker(store, registry, config=settings.engine, signals=service.signals)
@@ -260,7 +264,7 @@ async def run_worker(
     settings: Settings, stop: asyncio.Event, *, on_ready: Callable[[str], None]
 ) -> None:
     """Run a worker (and a reaper) on the store until `stop` is set."""
-    registry = build_registry(settings.handler_modules, build_servers(settings))
+    registry = build_registry(settings.handler_modules, build_backends(settings))
     async with opened_store(settings.store_url, migrate=settings.migrate) as store:
         worker = Worker(store, registry, config=settings.engine)
         reaper = LeaseReaper(store, config=settings.engine)

@@ -2,13 +2,17 @@
 
 Imports httpx and the standard library only (never the engine, stores or faces): it speaks the
 wire, and returns operations as the JSON dicts the server sent.
+
+Databases: `list_servers`, `list_databases`, `get_database` and `list_files` read what a server
+manages; `create_database`, `copy_database`, `export_database` and the other starters start the
+`db.*` operations (each returns the operation at once; `wait` or `watch` it).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -16,6 +20,8 @@ from urllib.parse import quote
 import httpx
 
 API = "/api/v1/operations"
+SERVERS_API = "/api/v1/servers"
+INDEX_NAME_MAX_BYTES = 63
 DEFAULT_TIMEOUT_SECONDS = 30.0
 MAX_SERVER_WAIT_SECONDS = 30.0
 """Each `:wait` call asks the server to hold for at most this long; `wait` loops over them."""
@@ -24,6 +30,7 @@ WATCH_READ_TIMEOUT_SECONDS = 90.0
 """A watch sends a keep-alive at least every 15 s; this much silence means the server is gone."""
 
 Json = dict[str, Any]
+Jsons = list[Json]
 
 
 class ClientError(Exception):
@@ -173,6 +180,98 @@ class NativeClient:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
 
+    async def list_servers(self) -> Jsons:
+        """The database servers: `{"name", "kind": "sqlite"|"postgresql", "parent"}` each."""
+        return _items(await self._json("GET", SERVERS_API), "servers")
+
+    async def list_databases(self, server: str) -> Jsons:
+        """`{"name", "server", "sizeBytes", "createTime" (or None), "databaseId"}` each."""
+        return _items(await self._json("GET", f"{_server_url(server)}/databases"), "databases")
+
+    async def get_database(self, server: str, database: str) -> Json:
+        return await self._json("GET", f"{_server_url(server)}/databases/{_quoted(database)}")
+
+    async def list_files(self, server: str) -> Jsons:
+        """The server's export and backup files: `{"name", "sizeBytes", "modifyTime"}` each."""
+        return _items(await self._json("GET", f"{_server_url(server)}/files"), "files")
+
+    async def create_database(
+        self, server: str, database: str, *, request_id: str | None = None
+    ) -> Json:
+        return await self._start_db("db.create", server, database, request_id)
+
+    async def drop_database(
+        self, server: str, database: str, *, request_id: str | None = None
+    ) -> Json:
+        return await self._start_db("db.drop", server, database, request_id)
+
+    async def copy_database(
+        self, server: str, source: str, database: str, *, request_id: str | None = None
+    ) -> Json:
+        """A new database `database` with the content of `source`, on the same server."""
+        source_ref = {"server": server, "database": source}
+        return await self._start_db("db.copy", server, database, request_id, source=source_ref)
+
+    async def backup_database(
+        self, server: str, database: str, file: str, *, request_id: str | None = None
+    ) -> Json:
+        return await self._start_db("db.backup", server, database, request_id, file=file)
+
+    async def restore_database(
+        self, server: str, file: str, database: str, *, request_id: str | None = None
+    ) -> Json:
+        """A new database `database` from the backup `file`."""
+        return await self._start_db("db.restore", server, database, request_id, file=file)
+
+    async def export_database(
+        self, server: str, database: str, file: str, *, request_id: str | None = None
+    ) -> Json:
+        return await self._start_db("db.export", server, database, request_id, file=file)
+
+    async def import_database(
+        self, server: str, file: str, database: str, *, request_id: str | None = None
+    ) -> Json:
+        """A new database `database` from the export `file`."""
+        return await self._start_db("db.import", server, database, request_id, file=file)
+
+    async def alter_database(
+        self,
+        server: str,
+        database: str,
+        changes: Mapping[str, Any],
+        *,
+        request_id: str | None = None,
+    ) -> Json:
+        """`changes` as the server's backend knows them, e.g. `{"vacuum": True}` (see
+        docs/reference/databases.md); the server refuses what its backend cannot do."""
+        return await self._start_db("db.alter", server, database, request_id, changes=dict(changes))
+
+    async def create_index(
+        self,
+        server: str,
+        database: str,
+        table: str,
+        columns: Sequence[str],
+        *,
+        name: str | None = None,
+        unique: bool = False,
+        request_id: str | None = None,
+    ) -> Json:
+        """CREATE [UNIQUE] INDEX, named `ix_{table}_{columns}` unless `name` is given."""
+        index = {
+            "name": name if name is not None else index_name(table, columns),
+            "table": table,
+            "columns": list(columns),
+            "unique": unique,
+        }
+        return await self._start_db("db.index", server, database, request_id, index=index)
+
+    async def _start_db(
+        self, kind: str, server: str, database: str, request_id: str | None, **fields: Any
+    ) -> Json:
+        request = {"server": server, "database": database, **fields}
+        return await self.start(kind, request=request, request_id=request_id)
+
     async def ready(self) -> Json:
         return await self._json("GET", "/readyz")
 
@@ -207,6 +306,23 @@ class NativeClient:
 
 def _quoted(op_id: str) -> str:
     return quote(op_id, safe="")
+
+
+def _server_url(server: str) -> str:
+    return f"{SERVERS_API}/{_quoted(server)}"
+
+
+def _items(body: Json, key: str) -> Jsons:
+    items = body.get(key)
+    if not isinstance(items, list):
+        raise ClientError(200, "BAD_RESPONSE", f"expected a JSON object with a list {key!r}")
+    return items
+
+
+def index_name(table: str, columns: Sequence[str]) -> str:
+    """The default index name, `ix_{table}_{col1}_{col2}`, cut to the longest name allowed."""
+    name = "_".join(["ix", table, *columns]).encode()[:INDEX_NAME_MAX_BYTES]
+    return name.decode(errors="ignore")
 
 
 def _error_from(response: httpx.Response) -> ClientError:

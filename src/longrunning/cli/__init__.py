@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from longrunning.cli.db import add_db_commands, run_db
 from longrunning.cli.ops import add_ops_commands, run_ops
 from longrunning.cli.server import add_server_commands, run_migrate, run_serve, run_worker
 from longrunning.core.errors import LongrunningError
@@ -30,10 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add_server_commands(sub)
     add_ops_commands(sub)
+    add_db_commands(sub)
     return parser
 
 
-_COMMANDS = {"serve": run_serve, "worker": run_worker, "migrate": run_migrate, "ops": run_ops}
+_COMMANDS = {
+    "serve": run_serve,
+    "worker": run_worker,
+    "migrate": run_migrate,
+    "ops": run_ops,
+    "db": run_db,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

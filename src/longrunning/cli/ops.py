@@ -68,6 +68,8 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default to SUPPRESS so they never overwrite a value given before the subcommand."""
     parser.add_argument(
         "--server",
+        "--url",
+        dest="server",
         metavar="URL",
         default=argparse.SUPPRESS if suppress else None,
         help=f"server base URL (default: ${URL_ENV}, else {DEFAULT_URL})",
@@ -155,8 +157,9 @@ def add_ops_commands(subparsers: argparse._SubParsersAction[ParserT]) -> None:
     )
 
 
-def server_url(args: argparse.Namespace) -> str:
-    url = str(args.server or os.environ.get(URL_ENV) or DEFAULT_URL)
+def server_url(given: str | None) -> str:
+    """The server's base URL: `given` (a flag), else $LONGRUNNING_URL, else the default."""
+    url = str(given or os.environ.get(URL_ENV) or DEFAULT_URL)
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"server URL {url!r} must start with http:// or https://")
     return url
@@ -166,7 +169,7 @@ async def run_ops(args: argparse.Namespace) -> int:
     """Run one parsed `ops` command; print results to stdout and one error line to stderr."""
     try:
         handler = _COMMANDS[args.ops_command]
-        url = server_url(args)
+        url = server_url(args.server)
         async with NativeClient(url) as client:
             return await handler(client, args, Console(highlight=False))
     except UsageError as exc:

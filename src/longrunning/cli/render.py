@@ -45,12 +45,12 @@ def _percent(op: Json) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def _compact(value: object, limit: int = 200) -> str:
+def compact(value: object, limit: int = 200) -> str:
     text = json.dumps(value, separators=(",", ":"), sort_keys=True)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _error_line(error: Json) -> str:
+def error_line(error: Json) -> str:
     return f"{error.get('status', '?')} ({error.get('code', '?')}): {error.get('message', '')}"
 
 
@@ -63,7 +63,7 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
-def _short_time(value: object, *, compact: bool = False) -> str:
+def short_time(value: object, *, compact: bool = False) -> str:
     when = _parse_time(value)
     pattern = "%m-%d %H:%M:%S" if compact else "%Y-%m-%d %H:%M:%SZ"
     return "" if when is None else when.astimezone(UTC).strftime(pattern)
@@ -106,9 +106,9 @@ def operation_panel(op: Json) -> Panel:
         ("cancellable", "yes" if op.get("cancellable") else "no"),
         ("cancel requested", op.get("cancelRequestTime")),
         ("cancel outcome", op.get("cancelOutcome")),
-        ("error", _error_line(op["error"]) if "error" in op else None),
-        ("result", _compact(op["result"]) if "result" in op else None),
-        ("request", _compact(op.get("request", {}))),
+        ("error", error_line(op["error"]) if "error" in op else None),
+        ("result", compact(op["result"]) if "result" in op else None),
+        ("request", compact(op.get("request", {}))),
         ("labels", ", ".join(f"{k}={v}" for k, v in op.get("labels", {}).items()) or None),
         ("request id", op.get("requestId")),
         ("target", op.get("target")),
@@ -153,7 +153,7 @@ def operations_table(ops: list[Json], *, width: int = 80) -> Table:
             Text(str(op.get("kind", ""))),
             state_text(op),
             f"{_percent(op):.0f}%",
-            Text(_short_time(op.get("createTime"), compact=not wide)),
+            Text(short_time(op.get("createTime"), compact=not wide)),
         ]
         if wide:
             cells.append(Text(str(op.get("progress", {}).get("phase") or "")))
@@ -166,18 +166,18 @@ def summary(op: Json) -> Text:
     """One line on how an operation ended (or stands)."""
     text = Text(f"{op.get('kind', '')} {op.get('id', '')} ")
     text.append_text(state_text(op))
-    elapsed = _elapsed(op)
-    if elapsed is not None:
-        text.append(f" after {elapsed}")
+    took = elapsed(op)
+    if took is not None:
+        text.append(f" after {took}")
     if op.get("cancelOutcome"):
         text.append(f", cancel outcome {op['cancelOutcome']}")
     error = op.get("error")
     if op.get("state") == "FAILED" and isinstance(error, dict):
-        text.append(f": {_error_line(error)}")
+        text.append(f": {error_line(error)}")
     return text
 
 
-def _elapsed(op: Json) -> str | None:
+def elapsed(op: Json) -> str | None:
     start, end = _parse_time(op.get("startTime")), _parse_time(op.get("endTime"))
     if start is None or end is None:
         return None
@@ -191,10 +191,9 @@ class _EtaColumn(ProgressColumn):
         return Text(_until(task.fields.get("eta")) or "", style="progress.remaining")
 
 
-async def live_watch(console: Console, updates: AsyncIterator[Json]) -> Json | None:
-    """Show a progress bar with state, phase and ETA until `updates` ends; the last operation."""
-    last: Json | None = None
-    progress = Progress(
+def progress_bar(console: Console) -> Progress:
+    """A bar with state, percent, phase and a live ETA; one task, fed by `progress_update`."""
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(complete_style="cyan", finished_style="green"),
         TaskProgressColumn(),
@@ -203,19 +202,35 @@ async def live_watch(console: Console, updates: AsyncIterator[Json]) -> Json | N
         console=console,
         transient=False,
     )
+
+
+def progress_update(op: Json) -> Json:
+    """The task fields of `progress_bar` for an operation as it is now."""
+    return {
+        "completed": _percent(op),
+        "description": state_text(op).markup,
+        "phase": str(op.get("progress", {}).get("phase") or ""),
+        "eta": None if op.get("done") else op.get("progress", {}).get("estimatedCompletionTime"),
+    }
+
+
+def progress_line(op: Json) -> str:
+    """The bar as one plain line, for output that is not a terminal."""
+    progress = op.get("progress", {})
+    parts = [state_text(op).plain, f"{_percent(op):.0f}%", str(progress.get("phase") or "")]
+    eta = None if op.get("done") else _until(progress.get("estimatedCompletionTime"))
+    return " ".join(part for part in [*parts, eta or ""] if part)
+
+
+async def live_watch(console: Console, updates: AsyncIterator[Json]) -> Json | None:
+    """Show a progress bar with state, phase and ETA until `updates` ends; the last operation."""
+    last: Json | None = None
+    progress = progress_bar(console)
     with progress:
         task = progress.add_task("", total=100.0, phase="", eta=None)
         async for op in updates:
             last = op
-            progress.update(
-                task,
-                completed=_percent(op),
-                description=state_text(op).markup,
-                phase=str(op.get("progress", {}).get("phase") or ""),
-                eta=None
-                if op.get("done")
-                else op.get("progress", {}).get("estimatedCompletionTime"),
-            )
+            progress.update(task, **progress_update(op))
     if last is not None:
         console.print(summary(last), soft_wrap=True)
     return last
@@ -308,8 +323,8 @@ def dm_table(rows: list[Json], *, width: int = 80) -> Table:
             cells += [
                 Text(str(row["minor_resource_id"])),
                 str(row["error_code"]) if row["error_code"] else "",
-                _short_time(row["start_time"]),
-                _short_time(row["last_modify_time"]),
+                short_time(row["start_time"]),
+                short_time(row["last_modify_time"]),
                 Text(" ".join(str(row["error_desc"] or "").split())),
             ]
         table.add_row(*cells)

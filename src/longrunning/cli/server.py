@@ -1,4 +1,8 @@
-"""`longrunning serve`, `worker` and `migrate`: flags into Settings, then app.py runs the node."""
+"""`longrunning serve`, `worker` and `migrate`: flags into Settings, then app.py runs the node.
+
+app.py (and with it every face, store and backend) is imported only when one of these commands
+runs, so that the client commands (`ops`, `db`) start quickly.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,10 @@ import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from longrunning.app import (
-    Endpoints,
-    Settings,
-    TlsFiles,
-    default_data_dir,
-    default_store_url,
-    migrate,
-    run_server,
-)
-from longrunning.app import run_worker as run_worker_node
-from longrunning.engine.config import EngineConfig
-from longrunning.engine.service import check_queue
+if TYPE_CHECKING:
+    from longrunning.app import Endpoints, Settings, TlsFiles
 
 ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
 
@@ -154,6 +148,10 @@ def add_server_commands(sub: argparse._SubParsersAction[ParserT]) -> None:
 
 
 def _settings(args: argparse.Namespace, *, concurrency: int) -> Settings:
+    from longrunning.app import Settings, default_data_dir
+    from longrunning.engine.config import EngineConfig
+    from longrunning.engine.service import check_queue
+
     if concurrency < 0:
         raise ValueError("the number of workers must not be negative")
     if args.lease_seconds <= 0:
@@ -196,6 +194,8 @@ def _settings(args: argparse.Namespace, *, concurrency: int) -> Settings:
 
 
 def _tls(args: argparse.Namespace) -> TlsFiles | None:
+    from longrunning.app import TlsFiles
+
     cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
     if cert is None and key is None:
         return None
@@ -207,6 +207,8 @@ def _tls(args: argparse.Namespace) -> TlsFiles | None:
 def _store_url(args: argparse.Namespace) -> str:
     if args.store:
         return str(args.store)
+    from longrunning.app import default_data_dir, default_store_url
+
     data_dir: Path = args.data_dir or default_data_dir()
     return default_store_url(data_dir)
 
@@ -244,6 +246,8 @@ async def run_serve(args: argparse.Namespace) -> int:
             f"longrunning serving {endpoints.http}{grpc} (store {settings.store_url})", flush=True
         )
 
+    from longrunning.app import run_server
+
     await _until_signalled(lambda stop: run_server(settings, stop, on_ready=ready))
     return 0
 
@@ -255,12 +259,16 @@ async def run_worker(args: argparse.Namespace) -> int:
     def ready(worker_id: str) -> None:
         print(f"longrunning worker {worker_id} (store {settings.store_url})", flush=True)
 
+    from longrunning.app import run_worker as run_worker_node
+
     await _until_signalled(lambda stop: run_worker_node(settings, stop, on_ready=ready))
     return 0
 
 
 async def run_migrate(args: argparse.Namespace) -> int:
     url = _store_url(args)
+    from longrunning.app import migrate
+
     await migrate(url, check_only=args.check)
     print(f"store {url} is {'current' if args.check else 'migrated'}", flush=True)
     return 0

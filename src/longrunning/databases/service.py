@@ -1,21 +1,25 @@
 """DatabaseService: read the databases of the servers a node knows, and start operations on them.
 
-Faces call this for database resources, as they call OperationService for operations. Every
-change to a database is an operation, started here with the database as its target.
+Faces and the CLI call this for database resources, as they call OperationService for
+operations. Every change to a database is an operation, started here with the database as its
+target; the work itself runs in whichever worker claims it (kinds.py, backend.py).
 """
 
 from __future__ import annotations
 
-import asyncio
+import builtins
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from longrunning.core.errors import ResourceNotFound
+from longrunning.core.json_values import JsonObject, JsonValue
 from longrunning.core.operation import Operation
-from longrunning.databases import kinds, sqlite_files
+from longrunning.databases import kinds
+from longrunning.databases.backend import FileInfo, IndexSpec, check_file_name
+from longrunning.databases.backends import Backends
 from longrunning.databases.names import DatabaseRef
-from longrunning.databases.servers import DatabaseServers, SqliteServer
+from longrunning.databases.servers import DatabaseServer
 from longrunning.engine.service import OperationService, StartRequest
 
 DATABASE_IDS = uuid.UUID("5d0c5a43-8e0f-4b4e-9d43-4c6f6e677275")
@@ -26,7 +30,7 @@ DATABASE_IDS = uuid.UUID("5d0c5a43-8e0f-4b4e-9d43-4c6f6e677275")
 class Database:
     ref: DatabaseRef
     size_bytes: int
-    modified: datetime
+    created: datetime | None
 
     @property
     def database_id(self) -> str:
@@ -34,22 +38,27 @@ class Database:
 
 
 class DatabaseService:
-    def __init__(self, operations: OperationService, servers: DatabaseServers) -> None:
+    def __init__(self, operations: OperationService, backends: Backends) -> None:
         self.operations = operations
-        self.servers = servers
+        self.backends = backends
 
-    def server(self, name: str) -> SqliteServer:
-        return self.servers.get(name)
+    def server(self, name: str) -> DatabaseServer:
+        return self.backends.get(name).server
+
+    def servers(self) -> builtins.list[DatabaseServer]:
+        return [backend.server for backend in self.backends]
 
     async def get(self, ref: DatabaseRef) -> Database:
-        found = await asyncio.to_thread(sqlite_files.describe, self.servers.path(ref))
+        backend = self.backends.get(ref.server)
+        backend.check_name(ref.database)
+        found = await backend.describe(ref.database)
         if found is None:
             raise ResourceNotFound(
                 f"database {ref.database!r} does not exist on server {ref.server!r}",
                 reason="DATABASE_NOT_FOUND",
                 metadata={"server": ref.server, "database": ref.database},
             )
-        return Database(ref, found.size_bytes, found.modified)
+        return Database(ref, found.size_bytes, found.created)
 
     async def exists(self, ref: DatabaseRef) -> bool:
         try:
@@ -58,15 +67,19 @@ class DatabaseService:
             return False
         return True
 
-    async def list(self, server: str) -> list[Database]:
-        names = await asyncio.to_thread(self.server(server).database_names)
-        found: list[Database] = []
+    async def list(self, server: str) -> builtins.list[Database]:
+        names = await self.backends.get(server).names()
+        found: builtins.list[Database] = []
         for name in names:
             try:
                 found.append(await self.get(DatabaseRef(server, name)))
             except ResourceNotFound:  # dropped meanwhile
                 continue
         return found
+
+    async def files(self, server: str) -> builtins.list[FileInfo]:
+        """The server's export and backup files."""
+        return await self.backends.get(server).files()
 
     async def create(
         self,
@@ -76,23 +89,58 @@ class DatabaseService:
         request_id: str | None = None,
     ) -> Operation:
         """Start CREATE DATABASE, or DATABASE COPY of `source` (which must exist)."""
-        if source is not None:
-            await self.get(source)
-        return await self._start(
-            kinds.COPY if source is not None else kinds.CREATE, ref, source, request_id
-        )
+        if source is None:
+            return await self._start(kinds.CREATE, ref, request_id)
+        await self.get(source)
+        return await self._start(kinds.COPY, ref, request_id, source=kinds.source_field(source))
 
     async def drop(self, ref: DatabaseRef, *, request_id: str | None = None) -> Operation:
-        return await self._start(kinds.DROP, ref, None, request_id)
+        return await self._start(kinds.DROP, ref, request_id)
+
+    async def backup(
+        self, ref: DatabaseRef, file: str, *, request_id: str | None = None
+    ) -> Operation:
+        await self.get(ref)
+        return await self._start(kinds.BACKUP, ref, request_id, file=check_file_name(file))
+
+    async def restore(
+        self, ref: DatabaseRef, file: str, *, request_id: str | None = None
+    ) -> Operation:
+        """Start DATABASE RESTORE of backup `file` into the new database `ref`."""
+        return await self._start(kinds.RESTORE, ref, request_id, file=check_file_name(file))
+
+    async def export(
+        self, ref: DatabaseRef, file: str, *, request_id: str | None = None
+    ) -> Operation:
+        await self.get(ref)
+        return await self._start(kinds.EXPORT, ref, request_id, file=check_file_name(file))
+
+    async def import_(
+        self, ref: DatabaseRef, file: str, *, request_id: str | None = None
+    ) -> Operation:
+        """Start IMPORT DATABASE of export `file` into the new database `ref`."""
+        return await self._start(kinds.IMPORT, ref, request_id, file=check_file_name(file))
+
+    async def alter(
+        self, ref: DatabaseRef, changes: JsonObject, *, request_id: str | None = None
+    ) -> Operation:
+        await self.get(ref)
+        return await self._start(kinds.ALTER, ref, request_id, changes=changes)
+
+    async def create_index(
+        self, ref: DatabaseRef, index: IndexSpec, *, request_id: str | None = None
+    ) -> Operation:
+        await self.get(ref)
+        return await self._start(kinds.INDEX, ref, request_id, index=index.to_json())
 
     async def _start(
-        self, kind: str, ref: DatabaseRef, source: DatabaseRef | None, request_id: str | None
+        self, kind: str, ref: DatabaseRef, request_id: str | None, **fields: JsonValue
     ) -> Operation:
         started = await self.operations.start(
             StartRequest(
                 kind=kind,
                 parent=self.server(ref.server).parent,
-                request=kinds.database_request(ref, source),
+                request=kinds.database_request(ref, **fields),
                 request_id=request_id,
             )
         )

@@ -31,6 +31,8 @@ class AzureServer:
     """The CA certificate that verifies the server's (for `connection_verify`)."""
     server_dir: Path
     """Where server `testsvr` keeps its SQLite files."""
+    files_dir: Path
+    """Its files directory: where exports are written and imports read from."""
     worker: NodeProcess
 
     def native(self) -> httpx.Client:
@@ -76,7 +78,13 @@ def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServ
     )  # fmt: skip
     worker = NodeProcess("worker", env=env, log=data / "worker.log")
     try:
-        yield AzureServer(url=api.url, ca=ca, server_dir=data / "dbs", worker=worker)
+        yield AzureServer(
+            url=api.url,
+            ca=ca,
+            server_dir=data / "dbs",
+            files_dir=data / "files" / SERVER,
+            worker=worker,
+        )
     finally:
         worker.terminate()
         api.terminate()

@@ -1,4 +1,5 @@
-"""A real `longrunning serve` with HTTP and gRPC on 127.0.0.1, for Google's own clients."""
+"""A real `longrunning serve` with HTTP and gRPC on 127.0.0.1, for Google's own clients, with one
+SQLite database server, `local`, under the parent `DB_PARENT`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from grpc import Channel, insecure_channel
 from tests.acceptance.processes import NodeProcess
 
 ROOT = Path(__file__).resolve().parents[3]
+DB_PARENT = "projects/db-tests/locations/local"
+"""Where the database server `local` lives and lists its operations."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,10 @@ class GoogleServer:
     """http://127.0.0.1:PORT, the REST endpoint, scheme included (the clients need it)."""
     grpc: str
     """127.0.0.1:PORT"""
+    databases: Path
+    """Where server `local` keeps its SQLite files."""
+    files: Path
+    """Its files directory: exports and backups."""
 
     def start(
         self, kind: str, request: dict[str, Any] | None = None, *, parent: str, **fields: Any
@@ -42,13 +49,28 @@ class GoogleServer:
 @pytest.fixture(scope="package")
 def google_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GoogleServer]:
     data = tmp_path_factory.mktemp("google")
+    servers = data / "servers.toml"
+    # Small, paced copy steps: a copy of a few MB runs for seconds, long enough to cancel.
+    servers.write_text(
+        f'[servers.local]\ndirectory = "databases/local"\nparent = "{DB_PARENT}"\n'
+        "copy_pages_per_step = 16\ncopy_step_pause_seconds = 0.02\n"
+    )
     node = NodeProcess(
         "serve", "--port", "0", "--grpc-port", "0",
         "--handlers", "tests.acceptance.google.handlers",
-        env={"LONGRUNNING_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)},
+        env={
+            "LONGRUNNING_DATA_DIR": str(data),
+            "LONGRUNNING_DATABASES": str(servers),
+            "PYTHONPATH": str(ROOT),
+        },
         log=data / "serve.log",
     )  # fmt: skip
-    yield GoogleServer(http=node.url, grpc=node.grpc_address)
+    yield GoogleServer(
+        http=node.url,
+        grpc=node.grpc_address,
+        databases=data / "databases" / "local",
+        files=data / "files" / "local",
+    )
     assert node.terminate() == 0
 
 

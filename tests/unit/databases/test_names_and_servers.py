@@ -20,6 +20,7 @@ from longrunning.databases.servers import (
     DEFAULT_SERVER,
     SUFFIX,
     DatabaseServers,
+    PostgresServer,
     SqliteServer,
     default_servers,
     load_servers,
@@ -185,7 +186,7 @@ AWKWARD = [
 @pytest.mark.parametrize("database", AWKWARD)
 def test_database_file_names_round_trip(tmp_path: Path, database: str) -> None:
     check_database_name(database)
-    server = SqliteServer(name="local", directory=tmp_path)
+    server = SqliteServer(name="local", directory=tmp_path, files=tmp_path / "files")
     path = server.path(database)
     assert path.parent == tmp_path
     assert path.name.endswith(SUFFIX) and not path.name.startswith(".")
@@ -195,7 +196,7 @@ def test_database_file_names_round_trip(tmp_path: Path, database: str) -> None:
 
 
 def test_file_names_are_distinct_and_listed_sorted(tmp_path: Path) -> None:
-    server = SqliteServer(name="local", directory=tmp_path)
+    server = SqliteServer(name="local", directory=tmp_path, files=tmp_path / "files")
     names = {server.path(name).name for name in AWKWARD}
     assert len(names) == len(AWKWARD)
     for name in AWKWARD:
@@ -208,18 +209,21 @@ def test_file_names_are_distinct_and_listed_sorted(tmp_path: Path) -> None:
 
 
 def test_plain_names_are_plain_files(tmp_path: Path) -> None:
-    server = SqliteServer(name="local", directory=tmp_path)
+    server = SqliteServer(name="local", directory=tmp_path, files=tmp_path / "files")
     assert server.path("sales").name == "sales.sqlite3"
     assert server.path("Sales 2026").name == "Sales 2026.sqlite3"
     assert server.path("a/b").name == "a%2Fb.sqlite3"  # not a valid name, yet never a directory
 
 
 def test_a_server_without_its_directory_has_no_databases(tmp_path: Path) -> None:
-    assert SqliteServer(name="local", directory=tmp_path / "missing").database_names() == []
+    assert (
+        SqliteServer(name="local", directory=tmp_path / "missing", files=tmp_path).database_names()
+        == []
+    )
 
 
 def test_a_database_name_starting_with_a_dot_is_listed(tmp_path: Path) -> None:
-    server = SqliteServer(name="local", directory=tmp_path)
+    server = SqliteServer(name="local", directory=tmp_path, files=tmp_path / "files")
     check_database_name(".starts-with-dot")
     server.path(".starts-with-dot").touch()
     assert server.database_names() == [".starts-with-dot"]
@@ -230,7 +234,7 @@ def test_a_database_name_starting_with_a_dot_is_listed(tmp_path: Path) -> None:
 )
 def test_a_name_too_long_for_a_file_name_is_refused_clearly(tmp_path: Path, database: str) -> None:
     check_database_name(database)  # valid for Azure, but percent-encoded it exceeds 255 bytes
-    server = SqliteServer(name="local", directory=tmp_path)
+    server = SqliteServer(name="local", directory=tmp_path, files=tmp_path / "files")
     with pytest.raises(InvalidRequest, match="too long for a file name") as caught:
         server.path(database)
     assert caught.value.reason == "INVALID_DATABASE_NAME"
@@ -240,7 +244,7 @@ def test_a_name_too_long_for_a_file_name_is_refused_clearly(tmp_path: Path, data
 def test_plain_names_up_to_128_characters_fit_with_room_for_the_partial_file(
     tmp_path: Path, length: int
 ) -> None:
-    server = SqliteServer(name="local", directory=tmp_path)
+    server = SqliteServer(name="local", directory=tmp_path, files=tmp_path / "files")
     name = server.path("d" * length).name
     # With room for the hidden `.{name}.{12 hex}.partial` sibling a database is built in.
     assert len(os.fsencode(name)) + len("." + ".0123456789ab.partial") <= 255
@@ -250,12 +254,15 @@ def test_default_servers(tmp_path: Path) -> None:
     servers = default_servers(tmp_path)
     [local] = list(servers)
     assert local == SqliteServer(
-        name=DEFAULT_SERVER, directory=tmp_path / "databases" / DEFAULT_SERVER
+        name=DEFAULT_SERVER,
+        directory=tmp_path / "databases" / DEFAULT_SERVER,
+        files=tmp_path / "files" / DEFAULT_SERVER,
     )
     assert local.parent == DEFAULT_PARENT == "projects/local/locations/local"
     assert (local.copy_pages_per_step, local.copy_step_pause_seconds) == (256, 0.0)
     assert servers.get("local") is local
-    assert servers.path(DatabaseRef("local", "sales")) == local.directory / "sales.sqlite3"
+    assert isinstance(local, SqliteServer)
+    assert local.path("sales") == local.directory / "sales.sqlite3"
 
 
 def test_unknown_servers_are_not_found(tmp_path: Path) -> None:
@@ -264,18 +271,68 @@ def test_unknown_servers_are_not_found(tmp_path: Path) -> None:
         servers.get("other")
     assert caught.value.reason == "SERVER_NOT_FOUND"
     assert caught.value.metadata == {"server": "other"}
-    with pytest.raises(ResourceNotFound):
-        servers.path(DatabaseRef("other", "sales"))
 
 
 def test_servers_iterate_by_name(tmp_path: Path) -> None:
     servers = DatabaseServers(
-        {n: SqliteServer(name=n, directory=tmp_path / n) for n in ["zeta", "alpha", "mid"]}
+        {
+            n: SqliteServer(name=n, directory=tmp_path / n, files=tmp_path)
+            for n in ["zeta", "alpha", "mid"]
+        }
     )
     assert [s.name for s in servers] == ["alpha", "mid", "zeta"]
 
 
 # Servers files ------------------------------------------------------------------------------
+
+
+def sqlite_server(servers: DatabaseServers, name: str) -> SqliteServer:
+    server = servers.get(name)
+    assert isinstance(server, SqliteServer)
+    return server
+
+
+def test_load_servers_reads_a_postgresql_server(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [servers.pg]
+        dsn = "postgresql://app@db.internal:5432/postgres"
+        database_prefix = "shop_"
+        cancel_grace_seconds = 2
+        files = "/srv/exports"
+        parent = "projects/p/locations/eu"
+
+        [servers.pg2]
+        dsn = "postgres://db2/postgres"
+        database_prefix = ""
+        """,
+    )
+    servers = load_servers(path)
+    assert servers.get("pg") == PostgresServer(
+        name="pg",
+        dsn="postgresql://app@db.internal:5432/postgres",
+        files=Path("/srv/exports"),
+        database_prefix="shop_",
+        cancel_grace_seconds=2.0,
+        parent="projects/p/locations/eu",
+    )
+    pg2 = servers.get("pg2")
+    assert isinstance(pg2, PostgresServer)
+    assert (pg2.database_prefix, pg2.cancel_grace_seconds) == ("", 5.0)
+    assert pg2.files == (tmp_path / "conf" / "files" / "pg2").resolve()
+    assert pg2.database_name("sales") == "sales"
+    assert servers.get("pg").database_name("sales") == "shop_sales"  # type: ignore[union-attr]
+
+
+def test_postgresql_names_must_fit_in_63_bytes(tmp_path: Path) -> None:
+    server = PostgresServer(name="pg", dsn="postgresql://h/d", files=tmp_path)
+    assert server.database_name("x" * 60) == "lr_" + "x" * 60
+    with pytest.raises(InvalidRequest, match="at most 63 bytes") as caught:
+        server.database_name("x" * 61)
+    assert caught.value.reason == "INVALID_DATABASE_NAME"
+    with pytest.raises(InvalidRequest):
+        server.database_name("é" * 31)  # 62 bytes, plus the prefix
 
 
 def write(tmp_path: Path, text: str, name: str = "servers.toml") -> Path:
@@ -309,15 +366,16 @@ def test_load_servers_reads_every_option(tmp_path: Path) -> None:
     assert local == SqliteServer(
         name="local",
         directory=(tmp_path / "conf" / "databases" / "local").resolve(),
+        files=(tmp_path / "conf" / "files" / "local").resolve(),
         copy_pages_per_step=16,
         copy_step_pause_seconds=0.25,
         parent="projects/p/locations/l",
     )
-    reports = servers.get("reports")
+    reports = sqlite_server(servers, "reports")
     assert reports.directory == Path("/srv/sqlite/reports")
     assert (reports.copy_pages_per_step, reports.copy_step_pause_seconds) == (256, 0.0)
     assert reports.parent == DEFAULT_PARENT
-    paused = servers.get("paused")
+    paused = sqlite_server(servers, "paused")
     assert paused.directory == (tmp_path / "elsewhere").resolve()
     assert paused.copy_step_pause_seconds == 2.0
     assert isinstance(paused.copy_step_pause_seconds, float)
@@ -332,7 +390,7 @@ def test_a_relative_directory_is_resolved_against_the_file_not_the_cwd(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     relative = Path(os.path.relpath(path, elsewhere))
-    assert load_servers(relative).get("local").directory == tmp_path / "conf" / "dbs"
+    assert sqlite_server(load_servers(relative), "local").directory == tmp_path / "conf" / "dbs"
 
 
 @pytest.mark.parametrize(
@@ -348,7 +406,19 @@ def test_a_relative_directory_is_resolved_against_the_file_not_the_cwd(
         ("[servers]\nlocal = 5\n", "[servers.local] must be a table"),
         ("[servers.local]\ndirectory = 'a'\ncolour = 'blue'\n", "unknown option 'colour'"),
         ("[servers.local]\nDirectory = 'a'\n", "unknown option 'Directory'"),
-        ("[servers.local]\n", "directory must be a path"),
+        ("[servers.local]\n", "give either directory (SQLite) or dsn (PostgreSQL)"),
+        ("[servers.local]\ndirectory = 'a'\ndsn = 'postgresql://h/d'\n", "give either"),
+        ("[servers.local]\ndirectory = 'a'\nfiles = 5\n", "files must be a path"),
+        ("[servers.local]\ndirectory = 'a'\nfiles = ''\n", "files must be a path"),
+        ("[servers.local]\ndirectory = 'a'\ndatabase_prefix = 'x'\n", "for PostgreSQL servers"),
+        ("[servers.local]\ndsn = 'mysql://h/d'\n", "dsn must be a postgresql:// URL"),
+        ("[servers.local]\ndsn = 5\n", "dsn must be a postgresql:// URL"),
+        ("[servers.local]\ndsn = 'postgresql://h/d'\ndirectory2 = 'a'\n", "unknown option"),
+        ("[servers.local]\ndsn = 'postgresql://h/d'\ncopy_pages_per_step = 5\n", "SQLite"),
+        ("[servers.local]\ndsn = 'postgresql://h/d'\ndatabase_prefix = 'A-'\n", "prefix"),
+        ("[servers.local]\ndsn = 'postgresql://h/d'\ndatabase_prefix = 5\n", "prefix"),
+        ("[servers.local]\ndsn = 'postgresql://h/d'\ncancel_grace_seconds = -1\n", "grace"),
+        ("[servers.local]\ndsn = 'postgresql://h/d'\ncancel_grace_seconds = true\n", "grace"),
         ("[servers.local]\ndirectory = ''\n", "directory must be a path"),
         ("[servers.local]\ndirectory = 5\n", "directory must be a path"),
         ("[servers.local]\ndirectory = 'a'\ncopy_pages_per_step = 0\n", "copy_pages_per_step"),
@@ -400,10 +470,9 @@ def test_load_servers_edges_of_the_ranges_are_accepted(tmp_path: Path) -> None:
         """,
     )
     servers = load_servers(path)
-    assert servers.get("low").copy_pages_per_step == 1
-    assert servers.get("low").copy_step_pause_seconds == 0.0
-    assert servers.get("high").copy_pages_per_step == 1_000_000
-    assert servers.get("high").copy_step_pause_seconds == 60.0
+    low, high = sqlite_server(servers, "low"), sqlite_server(servers, "high")
+    assert (low.copy_pages_per_step, low.copy_step_pause_seconds) == (1, 0.0)
+    assert (high.copy_pages_per_step, high.copy_step_pause_seconds) == (1_000_000, 60.0)
 
 
 def test_load_servers_of_a_missing_file(tmp_path: Path) -> None:

@@ -12,16 +12,23 @@ operation name, the async-operation id and `x-ms-request-id`; its state maps as 
     CANCELLED                   Cancelled                 Canceled (+ error OperationCancelled)
 
 (SQL spells Cancelled; ARM's polling protocol, Canceled: ARMPolling keeps polling on Cancelled.)
+
+Exports and imports name a blob by `storageUri`; here it is a file of the server's files
+directory: the URI's last path segment (see `storage_file`). The URI may hold a SAS token and the
+request a storage key and a password: none of them is stored, logged or echoed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from longrunning.core.errors import Code, LongrunningError
-from longrunning.core.operation import Operation, State
+from longrunning.core.errors import Code, InvalidRequest, LongrunningError
+from longrunning.core.operation import Failure, Operation, State
+from longrunning.databases import kinds
+from longrunning.databases.backend import check_file_name
 from longrunning.databases.names import DatabaseRef
 from longrunning.databases.service import Database
 from longrunning.faces.azure_arm.paths import Scope
@@ -131,8 +138,37 @@ def status_resource(op: Operation, scope: Scope) -> Json:
             "message": "The operation was cancelled at the user's request.",
         }
     elif op.state is State.FAILED and op.error is not None:
-        body["error"] = {"code": code_name(op.error.code), "message": op.error.message}
+        body["error"] = failure_error(op.error)
     return body
+
+
+def failure_error(failure: Failure) -> Json:
+    """An operation's failure as an ARM error: the code spelled as ARM does, and each ErrorInfo
+    of the failure (the database's own error, e.g. `SQLITE_CANTOPEN`) both as a detail (which
+    azure-core's pollers parse) and as additionalInfo (which its ARM error format parses)."""
+    error: Json = {"code": code_name(failure.code), "message": failure.message}
+    extra = additional_info(failure)
+    if extra:
+        error["details"] = [_detail(info["info"]) for info in extra]
+        error["additionalInfo"] = extra
+    return error
+
+
+def _detail(info: Json) -> Json:
+    metadata = info.get("metadata")
+    pairs = metadata.items() if isinstance(metadata, dict) else ()
+    text = ", ".join(f"{key}={value}" for key, value in pairs)
+    return {"code": str(info.get("reason")), "message": text or str(info.get("reason"))}
+
+
+def additional_info(failure: Failure) -> list[Json]:
+    """ARM's ErrorAdditionalInfo ({type, info}) for each ErrorInfo detail of a failure."""
+    found: list[Json] = []
+    for detail in failure.details:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith(".ErrorInfo"):
+            info = {key: value for key, value in detail.items() if key != "@type"}
+            found.append({"type": "ErrorInfo", "info": info})
+    return found
 
 
 def accepted_body(op: Operation) -> Json:
@@ -141,7 +177,7 @@ def accepted_body(op: Operation) -> Json:
 
 
 def database_resource(db: Database, scope: Scope) -> Json:
-    return {
+    body: Json = {
         "id": scope.database_id(db.ref.server, db.ref.database),
         "name": db.ref.database,
         "type": "Microsoft.Sql/servers/databases",
@@ -151,13 +187,90 @@ def database_resource(db: Database, scope: Scope) -> Json:
         "properties": {
             "status": "Online",
             "databaseId": db.database_id,
-            "creationDate": arm_time(db.modified),
             "collation": "BINARY",
             "maxSizeBytes": 281474976710656,  # SQLite's limit with the default page size
             "currentServiceObjectiveName": "SQLite",
             "provisioningState": "Succeeded",
         },
     }
+    if db.created is not None:
+        body["properties"]["creationDate"] = arm_time(db.created)
+    return body
+
+
+def update_changes(body: Json, current: Json) -> list[str]:
+    """What a DatabaseUpdate (PATCH) body would change in the database `current`: the paths
+    of the properties it sets to other values than they have (null means unchanged)."""
+    changes: list[str] = []
+    if body.get("tags"):
+        changes.append("tags")
+    identity = body.get("identity")
+    if isinstance(identity, dict) and identity.get("type") not in (None, "None"):
+        changes.append("identity")
+    for part in ("sku", "properties"):
+        asked = body.get(part)
+        if asked is None:
+            continue
+        if not isinstance(asked, dict):
+            raise ArmError(400, "InvalidRequestContent", f"{part} must be an object")
+        now = current.get(part) or {}
+        changes += [
+            f"{part}.{key}"
+            for key, value in asked.items()
+            if value is not None and value != now.get(key)
+        ]
+    return changes
+
+
+_IMPORT_EXPORT_STATUS = {
+    State.PENDING: "Pending",
+    State.RUNNING: "InProgress",
+    State.SUCCEEDED: "Completed",
+    State.FAILED: "Failed",
+    State.CANCELLED: "Cancelled",
+}
+
+
+def import_export_result(op: Operation, scope: Scope, ref: DatabaseRef) -> Json:
+    """ImportExportOperationResult of an export or import: `blobUri` is the file's name, as the
+    storage URI (it may carry a SAS token) is never stored."""
+    file = op.request.get("file")
+    properties: Json = {
+        "requestId": op.id,
+        "requestType": "Export" if op.kind == kinds.EXPORT else "Import",
+        "queuedTime": arm_time(op.create_time),
+        "lastModifiedTime": arm_time(op.update_time),
+        "blobUri": file if isinstance(file, str) else None,
+        "serverName": ref.server,
+        "databaseName": ref.database,
+        "status": _IMPORT_EXPORT_STATUS[op.state],
+        "errorMessage": None if op.error is None else op.error.message,
+    }
+    return {
+        "id": f"{scope.database_id(ref.server, ref.database)}/importExportOperationResults/{op.id}",
+        "name": op.id,
+        "type": "Microsoft.Sql/servers/databases/importExportOperationResults",
+        "properties": properties,
+    }
+
+
+def storage_file(uri: object) -> str:
+    """The file of the server's files directory a `storageUri` names: its last path segment,
+    percent-decoded (`https://acct.blob.core.windows.net/bacpacs/sales.bacpac` is `sales.bacpac`).
+    The query (a SAS token) is ignored and never shown."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise ArmError(
+            400, "InvalidStorageUri", "storageUri is required: a URI ending in a file name"
+        )
+    segment = unquote(urlsplit(uri.strip()).path.rpartition("/")[2])
+    try:
+        return check_file_name(segment)
+    except InvalidRequest as exc:
+        raise ArmError(
+            400,
+            "InvalidStorageUri",
+            f"storageUri must end in a file name of the server's files directory: {exc.message}",
+        ) from None
 
 
 def from_error_code(code: Code) -> int:
@@ -174,6 +287,8 @@ class ArmError(Exception):
     status: int
     code: str
     message: str
+    details: list[Json] = field(default_factory=list)
+    additional_info: list[Json] = field(default_factory=list)
 
     def body(self) -> Json:
         return {
@@ -181,8 +296,8 @@ class ArmError(Exception):
                 "code": self.code,
                 "message": self.message,
                 "target": None,
-                "details": [],
-                "additionalInfo": [],
+                "details": self.details,
+                "additionalInfo": self.additional_info,
             }
         }
 

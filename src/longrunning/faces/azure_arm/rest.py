@@ -1,14 +1,11 @@
-"""ARM routes under `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Sql`:
+"""ARM routes under `S = /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Sql`: the
+operations and the asynchronous-operation pattern here, the databases in databases.py.
 
-    GET    …/servers/{server}/databases/{db}/operations                       list_by_database
-    POST   …/servers/{server}/databases/{db}/operations/{operationId}/cancel  cancel (200 only)
-    GET    …/servers/{server}/operations                                      list_by_server
-    GET    …/servers/{server}/databases                                       databases
-    PUT    …/servers/{server}/databases/{db}        begin_create_or_update (Default or Copy)
-    GET    …/servers/{server}/databases/{db}        get
-    DELETE …/servers/{server}/databases/{db}        begin_delete
-    GET    …/locations/{loc}/databaseAzureAsyncOperation/{operationId}        status monitor
-    GET    …/locations/{loc}/databaseOperationResults/{operationId}           result location
+    GET    S/servers/{server}/databases/{db}/operations                       list_by_database
+    POST   S/servers/{server}/databases/{db}/operations/{operationId}/cancel  cancel (200 only)
+    GET    S/servers/{server}/operations                                      list_by_server
+    GET    S/locations/{loc}/databaseAzureAsyncOperation/{operationId}        status monitor
+    GET    S/locations/{loc}/databaseOperationResults/{operationId}           result location
 
 Every request needs a supported `api-version`. The `Authorization: Bearer` header azure-core
 sends is accepted and never logged (tokens are checked once authentication exists). Routing and
@@ -17,27 +14,26 @@ I/O only: shapes live in `codec`, names in `paths`.
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
-from collections.abc import Awaitable, Callable
-from urllib.parse import urlencode
+from collections.abc import Callable
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from longrunning.core.errors import InvalidRequest, LongrunningError, OperationNotFound
+from longrunning.core.errors import LongrunningError, OperationNotFound
 from longrunning.core.filtering import Comparator, Comparison, Filter, Or
 from longrunning.core.listing import build_query
 from longrunning.core.operation import Operation
 from longrunning.databases import kinds
-from longrunning.databases.names import DatabaseRef, check_server_name, server_target
+from longrunning.databases.names import DatabaseRef, server_target
 from longrunning.databases.service import DatabaseService
 from longrunning.engine.service import OperationService
 from longrunning.faces.azure_arm import codec
+from longrunning.faces.azure_arm.calls import Call, reply
 from longrunning.faces.azure_arm.codec import ArmError, Json
-from longrunning.faces.azure_arm.paths import ArmPath, PathNotFound, Scope, check_uuid, parse
+from longrunning.faces.azure_arm.databases import ArmDatabases, Routes
+from longrunning.faces.azure_arm.paths import PathNotFound, check_uuid, parse
 
 log = logging.getLogger("longrunning.faces.azure_arm")
 
@@ -60,45 +56,6 @@ PAGE_SIZE = 50
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-class _Call:
-    """One request: its parsed path, and the headers every ARM response carries."""
-
-    def __init__(self, request: Request, path: ArmPath) -> None:
-        self.request = request
-        self.path = path
-        self.scope: Scope = path.scope
-        self.api_version = request.query_params.get("api-version", "")
-        self.correlation = request.headers.get("x-ms-client-request-id") or str(uuid.uuid4())
-
-    def reply(
-        self, status: int, body: Json | None, *, request_id: str | None = None, **headers: str
-    ) -> Response:
-        return _reply(status, body, request_id=request_id, correlation=self.correlation, **headers)
-
-    def url(self, path: str, **query: str) -> str:
-        """An absolute URL on this server (ARM clients follow links verbatim)."""
-        base = str(self.request.base_url).rstrip("/")
-        return f"{base}{path}?{urlencode({'api-version': self.api_version, **query})}"
-
-
-def _reply(
-    status: int,
-    body: Json | None,
-    *,
-    request_id: str | None = None,
-    correlation: str | None = None,
-    **headers: str,
-) -> Response:
-    content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-    all_headers = {
-        "x-ms-request-id": request_id or str(uuid.uuid4()),
-        "x-ms-correlation-request-id": correlation or str(uuid.uuid4()),
-        **{name.replace("_", "-"): value for name, value in headers.items()},
-    }
-    media = "application/json; charset=utf-8" if body is not None else None
-    return Response(content, status_code=status, headers=all_headers, media_type=media)
-
-
 class ArmFace:
     def __init__(
         self,
@@ -111,18 +68,16 @@ class ArmFace:
         self.operations = operations
         self.databases = databases
         self.retry_after = retry_after
-        self.max_body_bytes = max_body_bytes
-        Handler = Callable[[_Call], Awaitable[Response]]
-        self.routes: dict[tuple[str, tuple[str, ...]], Handler] = {
+        self.arm_databases = ArmDatabases(
+            databases, retry_after=retry_after, max_body_bytes=max_body_bytes
+        )
+        self.routes: Routes = {
             ("GET", ("servers", "*", "databases", "*", "operations")): self.list_by_database,
             ("POST", ("servers", "*", "databases", "*", "operations", "*", "cancel")): self.cancel,
             ("GET", ("servers", "*", "operations")): self.list_by_server,
-            ("GET", ("servers", "*", "databases")): self.list_databases,
-            ("PUT", ("servers", "*", "databases", "*")): self.create_database,
-            ("GET", ("servers", "*", "databases", "*")): self.get_database,
-            ("DELETE", ("servers", "*", "databases", "*")): self.delete_database,
             ("GET", ("locations", "*", "databaseazureasyncoperation", "*")): self.status,
             ("GET", ("locations", "*", "databaseoperationresults", "*")): self.result,
+            **self.arm_databases.routes(),
         }
 
     async def dispatch(self, request: Request) -> Response:
@@ -145,27 +100,27 @@ class ArmFace:
                     "InvalidResourceType",
                     f"no resource type of Microsoft.Sql matches {request.url.path}",
                 ) from None
-            call = _Call(request, path)
+            call = Call(request, path)
             _check_api_version(call.api_version)
             return await handler(call)
         except ArmError as exc:
-            return _reply(exc.status, exc.body(), correlation=correlation)
+            return reply(exc.status, exc.body(), correlation=correlation)
         except LongrunningError as exc:
             error = codec.from_error(exc)
             if error.status >= 500:
                 log.warning("ARM %s %s failed: %s", request.method, request.url.path, exc)
-            return _reply(error.status, error.body(), correlation=correlation)
+            return reply(error.status, error.body(), correlation=correlation)
 
     # Operations ---------------------------------------------------------------------------
 
-    async def list_by_database(self, call: _Call) -> Response:
-        ref = self._database(call)
+    async def list_by_database(self, call: Call) -> Response:
+        ref = self.arm_databases.database(call)
         return await self._list(
             call, _equals(ref.target), lambda op: codec.database_operation(op, call.scope, ref)
         )
 
-    async def list_by_server(self, call: _Call) -> Response:
-        server = self._server(call)
+    async def list_by_server(self, call: Call) -> Response:
+        server = self.arm_databases.server(call)
         prefix = server_target(server)
         within = Or((_equals(prefix), _equals(f"{prefix}/*")))
         return await self._list(
@@ -173,7 +128,7 @@ class ArmFace:
         )
 
     async def _list(
-        self, call: _Call, within: Filter, shape: Callable[[Operation], Json]
+        self, call: Call, within: Filter, shape: Callable[[Operation], Json]
     ) -> Response:
         query = build_query(
             page_size=PAGE_SIZE,
@@ -188,8 +143,8 @@ class ArmFace:
             )
         return call.reply(200, body)
 
-    async def cancel(self, call: _Call) -> Response:
-        ref = self._database(call)
+    async def cancel(self, call: Call) -> Response:
+        ref = self.arm_databases.database(call)
         op_id = check_uuid(call.path.rest[5], "operation id", reason="InvalidIdentifier").lower()
         op = await self._operation_of(op_id, ref.target)
         if not codec.is_cancellable(op) and not (op.cancel_requested and not op.done):
@@ -214,54 +169,14 @@ class ArmFace:
             )
         return op
 
-    # Databases ----------------------------------------------------------------------------
-
-    async def list_databases(self, call: _Call) -> Response:
-        server = self._server(call)
-        found = await self.databases.list(server)
-        return call.reply(200, {"value": [codec.database_resource(db, call.scope) for db in found]})
-
-    async def get_database(self, call: _Call) -> Response:
-        db = await self.databases.get(self._database(call))
-        return call.reply(200, codec.database_resource(db, call.scope))
-
-    async def create_database(self, call: _Call) -> Response:
-        ref = self._database(call)
-        body = await self._json_body(call.request)
-        source = self._copy_source(body)
-        if await self.databases.exists(ref):
-            # Nothing about a database can be updated yet: the PUT is done as it stands.
-            db = await self.databases.get(ref)
-            return call.reply(200, codec.database_resource(db, call.scope))
-        op = await self.databases.create(ref, source=source)
-        return self._accepted(call, op, 202)
-
-    async def delete_database(self, call: _Call) -> Response:
-        ref = self._database(call)
-        if not await self.databases.exists(ref):
-            return call.reply(204, None)
-        return self._accepted(call, await self.databases.drop(ref), 202)
-
-    def _accepted(self, call: _Call, op: Operation, status: int) -> Response:
-        """The start of an ARM asynchronous operation, named by the operation's own id."""
-        base = f"{call.scope.prefix}/locations/{codec.LOCATION}"
-        return call.reply(
-            status,
-            codec.accepted_body(op),
-            request_id=op.id,
-            Azure_AsyncOperation=call.url(f"{base}/databaseAzureAsyncOperation/{op.id}"),
-            Location=call.url(f"{base}/databaseOperationResults/{op.id}"),
-            Retry_After=str(self.retry_after),
-        )
-
     # Asynchronous operations ----------------------------------------------------------------
 
-    async def status(self, call: _Call) -> Response:
+    async def status(self, call: Call) -> Response:
         op = await self._operation_of(self._operation_id(call), None)
         headers = {} if op.done else {"Retry_After": str(self.retry_after)}
         return call.reply(200, codec.status_resource(op, call.scope), **headers)
 
-    async def result(self, call: _Call) -> Response:
+    async def result(self, call: Call) -> Response:
         """202 while the operation runs; then what it made (200), nothing (204), or its error."""
         op = await self._operation_of(self._operation_id(call), None)
         if not op.done:
@@ -272,77 +187,25 @@ class ArmFace:
         if "error" in status:
             error = status["error"]
             code = 409 if op.error is None else codec.from_error_code(op.error.code)
-            raise ArmError(code, error["code"], error["message"])
+            raise ArmError(
+                code,
+                error["code"],
+                error["message"],
+                error.get("details", []),
+                error.get("additionalInfo", []),
+            )
         ref = DatabaseRef.from_target(op.target)
-        if op.kind in (kinds.CREATE, kinds.COPY) and ref is not None:
+        if ref is None:
+            return call.reply(204, None)
+        if op.kind in (kinds.EXPORT, kinds.IMPORT):
+            return call.reply(200, codec.import_export_result(op, call.scope, ref))
+        if op.kind in (kinds.CREATE, kinds.COPY, kinds.RESTORE):
             db = await self.databases.get(ref)
             return call.reply(200, codec.database_resource(db, call.scope))
         return call.reply(204, None)
 
-    # Request parts --------------------------------------------------------------------------
-
-    def _server(self, call: _Call) -> str:
-        name = call.path.rest[1]
-        try:
-            check_server_name(name.lower())
-        except InvalidRequest as exc:
-            raise ArmError(400, "InvalidIdentifier", exc.message) from None
-        server = name.lower()  # ARM names of servers are case-insensitive, stored lowercase
-        self.databases.server(server)
-        return server
-
-    def _database(self, call: _Call) -> DatabaseRef:
-        server = self._server(call)
-        return DatabaseRef.checked(server, call.path.rest[3])
-
-    def _operation_id(self, call: _Call) -> str:
+    def _operation_id(self, call: Call) -> str:
         return check_uuid(call.path.rest[3], "operation id", reason="InvalidIdentifier").lower()
-
-    def _copy_source(self, body: Json) -> DatabaseRef | None:
-        properties = body.get("properties") or {}
-        if not isinstance(properties, dict):
-            raise ArmError(400, "InvalidRequestContent", "properties must be an object")
-        mode = str(properties.get("createMode") or "Default")
-        if mode.lower() == "default":
-            return None
-        if mode.lower() != "copy":
-            raise ArmError(
-                400,
-                "InvalidParameterValue",
-                f"createMode {mode!r} is not supported: Default or Copy",
-            )
-        source_id = properties.get("sourceDatabaseId")
-        segments = [s for s in str(source_id or "").split("/") if s]
-        try:
-            if not segments or segments[0].lower() != "subscriptions":
-                raise PathNotFound
-            source = parse(segments[1:])
-            if source.shape() != ("servers", "*", "databases", "*"):
-                raise PathNotFound
-        except (PathNotFound, InvalidRequest):
-            raise ArmError(
-                400,
-                "InvalidParameterValue",
-                "createMode Copy needs sourceDatabaseId, the resource id of a database",
-            ) from None
-        return DatabaseRef.checked(source.rest[1].lower(), source.rest[3])
-
-    async def _json_body(self, request: Request) -> Json:
-        try:
-            raw = await request.body()
-        except ClientDisconnect:
-            raise ArmError(400, "InvalidRequestContent", "the request body was cut off") from None
-        if len(raw) > self.max_body_bytes:
-            raise ArmError(413, "RequestEntityTooLarge", "the request body is too large")
-        if not raw.strip():
-            return {}
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArmError(400, "InvalidRequestContent", f"the body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise ArmError(400, "InvalidRequestContent", "the body must be a JSON object")
-        return body
 
 
 def _equals(target: str) -> Comparison:

@@ -7,16 +7,19 @@
     POST   /{version}/{name}:wait                  WaitOperation ({"timeout": "5s"})
     POST   /{version}/{parent}/operations:start    start an operation (AIP-136 custom method)
 
+and the database methods on `/{version}/{parent}/servers/{server}/databases...` (databases.py;
+which paths are theirs: database_names.py), answering Database JSON or an Operation.
+
 Strict proto3 JSON out (`json_format`), AIP-193 errors. Routing only: the methods live in
-`operations.py`, the wire shapes in `codec.py`.
+`operations.py` and `databases.py`, the wire shapes in `codec.py`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from google.longrunning import operations_pb2
@@ -28,8 +31,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from longrunning.core.errors import Code, InvalidRequest, LongrunningError
+from longrunning.core.json_values import JsonObject
+from longrunning.core.operation import Operation
+from longrunning.databases.service import DatabaseService
 from longrunning.engine.service import OperationService
-from longrunning.faces.google import codec
+from longrunning.faces.google import codec, database_names
+from longrunning.faces.google.database_names import DatabasePath, Shape
+from longrunning.faces.google.databases import GoogleDatabases
 from longrunning.faces.google.names import VERSION
 from longrunning.faces.google.operations import GoogleOperations
 
@@ -142,8 +150,89 @@ def _list_request(name: str, params: Mapping[str, str]) -> operations_pb2.ListOp
     return operations_pb2.ListOperationsRequest(**fields)
 
 
-def google_routes(service: OperationService, *, max_body_bytes: int = 1_048_576) -> list[BaseRoute]:
-    """The transcoded google.longrunning.Operations routes, under `/{version}/...`."""
+def _json_object(raw: bytes) -> JsonObject:
+    """A request body as a JSON object; empty is `{}`."""
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        raise InvalidRequest(f"the body is not JSON: {exc}", reason="INVALID_BODY") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object", reason="INVALID_BODY")
+    return body
+
+
+_Handler = TypeVar("_Handler")
+_DatabaseHandler = Callable[[Request, DatabasePath], Awaitable[Response]]
+
+
+def _dispatch(handlers: Mapping[str, Mapping[str, _Handler]], verb: str, method: str) -> _Handler:
+    """The handler of `:verb` for `method`; NOT_FOUND for an unknown verb, UNIMPLEMENTED for a
+    method the verb does not take."""
+    by_method = handlers.get(verb)
+    if by_method is None:
+        known = ", ".join(f":{v}" for v in handlers if v)
+        raise _NoRoute(
+            f"unknown method ':{verb}'; known: {known or 'none'}", metadata={"method": verb}
+        )
+    handler = by_method.get(method)
+    if handler is None:
+        raise _BadMethod(
+            f"{method} is not allowed here; allowed: {', '.join(by_method)}",
+            metadata={"method": method},
+        )
+    return handler
+
+
+def _database_verbs(
+    databases: GoogleDatabases, body_of: Callable[[Request], Awaitable[bytes]]
+) -> dict[Shape, dict[str, dict[str, _DatabaseHandler]]]:
+    """The database methods by path shape, custom verb and HTTP method."""
+
+    def read(
+        method: Callable[[DatabasePath, Mapping[str, str]], Awaitable[JsonObject]],
+    ) -> _DatabaseHandler:
+        async def handle(request: Request, path: DatabasePath) -> Response:
+            return JSONResponse(await method(path, request.query_params))
+
+        return handle
+
+    def change(
+        method: Callable[[DatabasePath, Mapping[str, str], JsonObject], Awaitable[Operation]],
+    ) -> _DatabaseHandler:
+        async def handle(request: Request, path: DatabasePath) -> Response:
+            body = _json_object(await body_of(request))
+            return _json(codec.to_operation(await method(path, request.query_params, body)))
+
+        return handle
+
+    async def delete(request: Request, path: DatabasePath) -> Response:
+        return _json(codec.to_operation(await databases.delete(path, request.query_params)))
+
+    get, listed = read(databases.get), read(databases.list)
+    return {
+        Shape.DATABASES: {
+            "": {"GET": listed, "HEAD": listed, "POST": change(databases.create)},
+            "import": {"POST": change(databases.import_)},
+            "restore": {"POST": change(databases.restore)},
+        },
+        Shape.DATABASE: {
+            "": {"GET": get, "HEAD": get, "DELETE": delete},
+            "export": {"POST": change(databases.export)},
+            "backup": {"POST": change(databases.backup)},
+            "alter": {"POST": change(databases.alter)},
+        },
+        Shape.INDEXES: {"": {"POST": change(databases.create_index)}},
+    }
+
+
+def google_routes(
+    service: OperationService,
+    *,
+    max_body_bytes: int = 1_048_576,
+    databases: DatabaseService | None = None,
+) -> list[BaseRoute]:
+    """The transcoded google.longrunning.Operations routes, under `/{version}/...`, and the
+    database methods if `databases` is given."""
     operations = GoogleOperations(service)
 
     async def body_of(request: Request) -> bytes:
@@ -192,26 +281,21 @@ def google_routes(service: OperationService, *, max_body_bytes: int = 1_048_576)
         "wait": {"POST": wait},
         "start": {"POST": start},
     }
+    database_verbs = (
+        None if databases is None else _database_verbs(GoogleDatabases(databases), body_of)
+    )
 
     async def endpoint(request: Request) -> Response:
         try:
             # HTTP paths are ASCII; stray bytes become characters no name allows (INVALID_NAME).
             raw = request.scope.get("raw_path") or request.url.path.encode()
-            raw_path = raw.decode("latin-1")
-            name, verb = _split(raw_path.split("?", 1)[0])
-            handlers = verbs.get(verb)
-            if handlers is None:
-                raise _NoRoute(
-                    f"unknown method ':{verb}'; known: :cancel, :wait, :start",
-                    metadata={"method": verb},
-                )
-            handler = handlers.get(request.method)
-            if handler is None:
-                raise _BadMethod(
-                    f"{request.method} is not allowed here; allowed: {', '.join(handlers)}",
-                    metadata={"method": request.method},
-                )
-            return await handler(request, name)
+            raw_path = raw.decode("latin-1").split("?", 1)[0]
+            found = database_names.match(raw_path) if database_verbs is not None else None
+            if database_verbs is not None and found is not None:
+                handler = _dispatch(database_verbs[found.shape], found.verb, request.method)
+                return await handler(request, found)
+            name, verb = _split(raw_path)
+            return await _dispatch(verbs, verb, request.method)(request, name)
         except LongrunningError as exc:
             return _error(exc)
         except ClientDisconnect:

@@ -13,6 +13,9 @@ from longrunning.core.json_values import JsonObject
 from longrunning.core.listing import OperationQuery, Page, build_query
 from longrunning.core.operation import Failure, Operation, Progress, State
 from longrunning.core.timestamps import format_timestamp
+from longrunning.databases.backend import FileInfo
+from longrunning.databases.servers import DatabaseServer, PostgresServer
+from longrunning.databases.service import Database
 from longrunning.engine.service import DEFAULT_PARENT, StartRequest, check_parent
 from longrunning.faces.statuses import HTTP_STATUS
 
@@ -97,6 +100,30 @@ def page_to_json(page: Page) -> JsonObject:
     if page.next_page_token:
         body["nextPageToken"] = page.next_page_token
     return body
+
+
+def server_to_json(server: DatabaseServer) -> JsonObject:
+    """A database server as clients see it: never its DSN, directory or options."""
+    kind = "postgresql" if isinstance(server, PostgresServer) else "sqlite"
+    return {"name": server.name, "kind": kind, "parent": server.parent}
+
+
+def database_to_json(database: Database) -> JsonObject:
+    return {
+        "name": database.ref.database,
+        "server": database.ref.server,
+        "sizeBytes": database.size_bytes,
+        "createTime": None if database.created is None else format_timestamp(database.created),
+        "databaseId": database.database_id,
+    }
+
+
+def file_to_json(file: FileInfo) -> JsonObject:
+    return {
+        "name": file.name,
+        "sizeBytes": file.size_bytes,
+        "modifyTime": format_timestamp(file.modified),
+    }
 
 
 def _field_error(message: str) -> InvalidRequest:

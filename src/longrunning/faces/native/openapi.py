@@ -1,4 +1,5 @@
-"""The hand-written OpenAPI 3.1 document of the native HTTP API, as a plain dict.
+"""The hand-written OpenAPI 3.1 document of the native HTTP API, as a plain dict (the database
+servers' routes come from openapi_servers.py).
 
 Describe here what rest.py and codec.py do; no code that serves or validates anything.
 """
@@ -6,6 +7,8 @@ Describe here what rest.py and codec.py do; no code that serves or validates any
 from __future__ import annotations
 
 from typing import Any
+
+from longrunning.faces.native.openapi_servers import SERVER_PATHS, SERVER_SCHEMAS
 
 _TIME = {"type": "string", "format": "date-time"}
 _ERROR_REF = {"$ref": "#/components/responses/Error"}
@@ -178,6 +181,7 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
     "Health": {"type": "object", "properties": {"status": {"type": "string", "const": "ok"}}},
+    **SERVER_SCHEMAS,
 }
 
 _PATHS: dict[str, Any] = {
@@ -287,6 +291,7 @@ _PATHS: dict[str, Any] = {
             },
         },
     },
+    **SERVER_PATHS,
     "/healthz": {
         "get": {
             "operationId": "health",

@@ -1,9 +1,14 @@
-"""The native HTTP API over Starlette: parse and check each request, call OperationService, and
-answer through the codec. Wire shapes live in codec.py; no store or lifecycle logic here.
+"""The native HTTP API over Starlette: parse and check each request, call OperationService (and
+DatabaseService for the read-only database routes), and answer through the codec. Wire shapes
+live in codec.py; no store or lifecycle logic here.
+
+Database work is started like any other operation, `POST /api/v1/operations` with a `db.*`
+kind; the server routes only read what exists (servers, databases, files).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -18,7 +23,9 @@ from starlette.routing import BaseRoute, Route
 from longrunning.core.errors import Code, InvalidRequest, LongrunningError
 from longrunning.core.json_values import JsonObject
 from longrunning.core.operation import Operation
-from longrunning.engine.service import OperationService
+from longrunning.databases.names import DatabaseRef
+from longrunning.databases.service import DatabaseService
+from longrunning.engine.service import OperationService, StartRequest
 from longrunning.faces.native import codec
 from longrunning.faces.native.openapi import OPENAPI
 from longrunning.faces.statuses import HTTP_STATUS
@@ -26,6 +33,7 @@ from longrunning.faces.statuses import HTTP_STATUS
 log = logging.getLogger("longrunning.faces.native")
 
 PREFIX = "/api/v1/operations"
+SERVERS = "/api/v1/servers"
 HEARTBEAT_SECONDS = 15.0
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -144,14 +152,19 @@ def _reject_constant(name: str) -> NoReturn:
 def native_routes(
     service: OperationService,
     *,
+    databases: DatabaseService | None = None,
     max_body_bytes: int = 1_048_576,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
 ) -> list[BaseRoute]:
-    """The routes of the native API, health probes and the OpenAPI document."""
+    """The routes of the native API, health probes and the OpenAPI document; with `databases`,
+    the database servers' routes too."""
 
     async def start(request: Request) -> Response:
         body = await read_json_object(request, max_body_bytes)
-        started = await service.start(codec.start_request_from_json(body))
+        start = codec.start_request_from_json(body)
+        if databases is not None and isinstance(body, dict) and "parent" not in body:
+            start = dataclasses.replace(start, parent=_database_parent(databases, start))
+        started = await service.start(start)
         status = 201 if started.created else 200
         return _operation(started.operation, status, {"Location": _location(started.operation)})
 
@@ -223,12 +236,56 @@ def native_routes(
     def route(path: str, handlers: Mapping[str, Endpoint]) -> Route:
         return Route(path, _dispatch(handlers), methods=_ALL_METHODS)
 
-    return [
+    routes: list[BaseRoute] = [
         route(PREFIX, {"GET": list_operations, "POST": start}),
         Route(PREFIX + "/{name}", _guarded(member), methods=_ALL_METHODS),
         route("/openapi.json", {"GET": openapi}),
         route("/healthz", {"GET": healthz}),
         route("/readyz", {"GET": readyz}),
+    ]
+    if databases is not None:
+        routes += database_routes(databases)
+    return routes
+
+
+def _database_parent(databases: DatabaseService, start: StartRequest) -> str:
+    """A database operation started without a parent is listed where its server's operations
+    are (the server's `parent`), as when a face starts it through DatabaseService."""
+    server = start.request.get("server")
+    if not start.kind.startswith("db.") or not isinstance(server, str):
+        return start.parent
+    try:
+        return databases.server(server).parent
+    except LongrunningError:  # an unknown server: the kind's own check says so
+        return start.parent
+
+
+def database_routes(databases: DatabaseService) -> list[BaseRoute]:
+    """Read-only routes: the servers, their databases and their export and backup files."""
+
+    async def list_servers(request: Request) -> Response:
+        return JSONResponse({"servers": [codec.server_to_json(s) for s in databases.servers()]})
+
+    async def list_databases(request: Request) -> Response:
+        found = await databases.list(request.path_params["server"])
+        return JSONResponse({"databases": [codec.database_to_json(db) for db in found]})
+
+    async def get_database(request: Request) -> Response:
+        ref = DatabaseRef.checked(request.path_params["server"], request.path_params["database"])
+        return JSONResponse(codec.database_to_json(await databases.get(ref)))
+
+    async def list_files(request: Request) -> Response:
+        found = await databases.files(request.path_params["server"])
+        return JSONResponse({"files": [codec.file_to_json(file) for file in found]})
+
+    def route(path: str, handler: Endpoint) -> Route:
+        return Route(path, _dispatch({"GET": handler}), methods=_ALL_METHODS)
+
+    return [
+        route(SERVERS, list_servers),
+        route(SERVERS + "/{server}/databases", list_databases),
+        route(SERVERS + "/{server}/databases/{database}", get_database),
+        route(SERVERS + "/{server}/files", list_files),
     ]
 
 
