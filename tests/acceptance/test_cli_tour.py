@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def tour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     data = tmp_path_factory.mktemp("tour")
     node = NodeProcess(
         "serve", "--port", "0", "--handlers", "tests.acceptance.example_handlers",
@@ -30,13 +33,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log=data / "serve.log",
     )  # fmt: skip
     assert str(data) in node.banner  # the default store lives in the data directory
-    yield node.url
+    yield node.url, data
     assert node.terminate() == 0  # SIGTERM: a clean, graceful stop
 
 
-def lro(server: str, *args: str) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def server(tour: tuple[str, Path]) -> str:
+    return tour[0]
+
+
+def lro(server: str, *args: str, group: str = "ops") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CLI, "ops", *args],
+        [CLI, group, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -186,3 +194,83 @@ def test_migrate_applies_and_check_only_changes_nothing(tmp_path: Path) -> None:
     current = migrate("--check")
     assert current.returncode == 0
     assert "is current" in current.stdout
+
+
+def fill_sales(path: Path, rows: int) -> None:
+    """The tour's Python snippet, with fewer rows."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, total REAL, note BLOB)"
+        )
+        db.execute(
+            "INSERT INTO orders WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+            "WHERE i < ?) SELECT i, 'customer ' || (i % 5000), i % 997, randomblob(400) FROM n",
+            (rows,),
+        )
+        db.commit()
+
+
+def rows_in(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT count(*) FROM orders").fetchone()[0])
+
+
+def test_the_database_tour(tour: tuple[str, Path]) -> None:
+    url, data = tour
+    local = data / "databases" / "local"
+
+    def db(*args: str) -> subprocess.CompletedProcess[str]:
+        return lro(url, *args, group="db")
+
+    created = db("create", "sales")
+    assert created.returncode == 0, created.stderr
+    assert "CREATE DATABASE local/sales SUCCEEDED" in created.stdout
+    fill_sales(local / "sales.sqlite3", 150_000)
+    for args in [
+        ("copy", "sales", "sales-copy"),
+        ("index", "sales", "orders", "customer"),
+        ("export", "sales", "sales.sql"),
+        ("import", "sales.sql", "sales-2"),
+    ]:
+        done = db(*args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "SUCCEEDED" in done.stdout, done.stdout
+    assert rows_in(local / "sales-copy.sqlite3") == rows_in(local / "sales-2.sqlite3") == 150_000
+    with contextlib.closing(sqlite3.connect(local / "sales.sqlite3")) as conn:
+        indexes = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    assert ("ix_orders_customer",) in indexes
+    files = db("files")
+    assert files.returncode == 0 and "sales.sql" in files.stdout
+
+    # Ctrl-C during an import: the CLI cancels, and the half-made database is gone.
+    importing = subprocess.Popen(
+        [CLI, "db", "import", "sales.sql", "sales-3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LONGRUNNING_URL": url},
+    )
+    ops_url = f"{url}/api/v1/operations"
+    deadline = time.monotonic() + 30
+    while not [
+        op
+        for op in httpx.get(ops_url, params={"filter": 'kind = "db.import"'}).json()["operations"]
+        if op["state"] == "RUNNING" and op["progress"]["percent"] > 0
+    ]:
+        assert time.monotonic() < deadline, "the import never got going"
+        time.sleep(0.02)
+    importing.send_signal(signal.SIGINT)
+    out, err = importing.communicate(timeout=30)
+    assert importing.returncode == 4, (out, err)
+    assert "IMPORT DATABASE local/sales-3 CANCELLED" in err, err
+    listed = db("list")
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == [
+        "sales",
+        "sales-2",
+        "sales-copy",
+    ]
+    assert sorted(p.name for p in local.iterdir()) == [
+        "sales-2.sqlite3",
+        "sales-copy.sqlite3",
+        "sales.sqlite3",
+    ]

@@ -32,15 +32,13 @@ from longrunning.cli.follow import follow
 from longrunning.cli.ops import (
     DEFAULT_URL,
     EXIT_OK,
-    EXIT_REFUSED,
-    EXIT_UNREACHABLE,
     EXIT_UNSUCCESSFUL,
-    EXIT_USAGE,
     URL_ENV,
+    Command,
     UsageError,
-    server_url,
+    run_command,
 )
-from longrunning.client import ClientError, NativeClient
+from longrunning.client import NativeClient
 from longrunning.databases.servers import DEFAULT_SERVER
 
 EXIT_DETACHED = 130
@@ -154,17 +152,7 @@ def _alter_arguments(alter: argparse.ArgumentParser) -> None:
 
 async def run_db(args: argparse.Namespace) -> int:
     """Run one parsed `db` command; results on stdout, one error line on stderr."""
-    try:
-        handler = _COMMANDS[args.db_command]
-        url = server_url(args.url)
-        async with NativeClient(url) as client:
-            return await handler(client, args, Console(highlight=False))
-    except UsageError as exc:
-        _fail(f"error: {exc}")
-        return EXIT_USAGE
-    except ClientError as exc:
-        _fail(f"error: {exc}")
-        return EXIT_UNREACHABLE if exc.reason == "UNREACHABLE" else EXIT_REFUSED
+    return await run_command(_COMMANDS[args.db_command], args.url, args)
 
 
 def _fail(line: str) -> None:
@@ -359,7 +347,7 @@ async def _index(client: NativeClient, args: argparse.Namespace) -> Json:
     )
 
 
-_COMMANDS: dict[str, Callable[[NativeClient, argparse.Namespace, Console], Awaitable[int]]] = {
+_COMMANDS: dict[str, Command] = {
     "servers": _servers,
     "list": _list,
     "files": _files,

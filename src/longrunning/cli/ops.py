@@ -165,13 +165,20 @@ def server_url(given: str | None) -> str:
     return url
 
 
+Command = Callable[[NativeClient, argparse.Namespace, Console], Awaitable[int]]
+
+
 async def run_ops(args: argparse.Namespace) -> int:
     """Run one parsed `ops` command; print results to stdout and one error line to stderr."""
+    return await run_command(_COMMANDS[args.ops_command], args.server, args)
+
+
+async def run_command(command: Command, url: str | None, args: argparse.Namespace) -> int:
+    """Run a command against the server at `url` (or the default); a refusal or an unreachable
+    server is one error line on stderr and its exit code."""
     try:
-        handler = _COMMANDS[args.ops_command]
-        url = server_url(args.server)
-        async with NativeClient(url) as client:
-            return await handler(client, args, Console(highlight=False))
+        async with NativeClient(server_url(url)) as client:
+            return await command(client, args, Console(highlight=False))
     except UsageError as exc:
         _fail(f"error: {exc}")
         return EXIT_USAGE
@@ -333,7 +340,7 @@ async def _dmv(client: NativeClient, args: argparse.Namespace, console: Console)
     return EXIT_OK
 
 
-_COMMANDS: dict[str, Callable[[NativeClient, argparse.Namespace, Console], Awaitable[int]]] = {
+_COMMANDS: dict[str, Command] = {
     "start": _start,
     "get": _get,
     "list": _list,

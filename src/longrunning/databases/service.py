@@ -19,7 +19,7 @@ from longrunning.databases import kinds
 from longrunning.databases.backend import FileInfo, IndexSpec, check_file_name
 from longrunning.databases.backends import Backends
 from longrunning.databases.names import DatabaseRef
-from longrunning.databases.servers import DatabaseServer
+from longrunning.databases.servers import DatabaseServer, PostgresServer
 from longrunning.engine.service import OperationService, StartRequest
 
 DATABASE_IDS = uuid.UUID("5d0c5a43-8e0f-4b4e-9d43-4c6f6e677275")
@@ -31,6 +31,8 @@ class Database:
     ref: DatabaseRef
     size_bytes: int
     created: datetime | None
+    engine: str = "SQLite"
+    """What holds it: `SQLite` or `PostgreSQL` (Azure's sku name)."""
 
     @property
     def database_id(self) -> str:
@@ -58,7 +60,8 @@ class DatabaseService:
                 reason="DATABASE_NOT_FOUND",
                 metadata={"server": ref.server, "database": ref.database},
             )
-        return Database(ref, found.size_bytes, found.created)
+        engine = "PostgreSQL" if isinstance(backend.server, PostgresServer) else "SQLite"
+        return Database(ref, found.size_bytes, found.created, engine)
 
     async def exists(self, ref: DatabaseRef) -> bool:
         try:

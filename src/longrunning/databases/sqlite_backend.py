@@ -8,9 +8,13 @@ callbacks call `work.checkpoint()`, so a cancel stops the thread at its next ste
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from longrunning.core.json_values import JsonObject
 from longrunning.databases import sqlite_dump, sqlite_files, sqlite_maintenance
@@ -18,6 +22,11 @@ from longrunning.databases.backend import DatabaseInfo, FileInfo, IndexSpec, fil
 from longrunning.databases.servers import SqliteServer
 from longrunning.databases.work import ProgressClock, Work
 
+_T = TypeVar("_T")
+_WORK_THREADS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="longrunning-sqlite")
+"""Long SQLite work runs here, not in the loop's default executor (a handful of threads on a
+small machine), so that every operation a worker admits runs at once instead of queueing
+silently at 0 %; threads are made only when needed."""
 _COPIED_SHARE = 99 / 100
 """Of the bar, what copying pages earns; syncing the copy to disk and naming it is the rest."""
 
@@ -117,7 +126,7 @@ class SqliteBackend:
                 time.sleep(min(left, 0.01))
 
         work.report_progress(0, phase=f"copying {source_name}")
-        copied = await asyncio.to_thread(
+        copied = await _in_work_thread(
             sqlite_files.copy,
             source,
             path,
@@ -134,7 +143,7 @@ class SqliteBackend:
         return copied
 
     async def export(self, work: Work, database: str, file: str) -> JsonObject:
-        exported = await asyncio.to_thread(
+        exported = await _in_work_thread(
             sqlite_dump.export_sql,
             work,
             self._server.path(database),
@@ -145,7 +154,7 @@ class SqliteBackend:
         return {"file": file, **exported.to_json()}
 
     async def import_(self, work: Work, file: str, database: str) -> JsonObject:
-        imported = await asyncio.to_thread(
+        imported = await _in_work_thread(
             sqlite_dump.import_sql,
             work,
             files_path(self._server, file),
@@ -157,14 +166,19 @@ class SqliteBackend:
 
     async def alter(self, work: Work, database: str, changes: JsonObject) -> JsonObject:
         sqlite_maintenance.check_alter(changes)
-        return await asyncio.to_thread(
+        return await _in_work_thread(
             sqlite_maintenance.alter, work, self._server.path(database), database, changes
         )
 
     async def create_index(self, work: Work, database: str, index: IndexSpec) -> JsonObject:
-        return await asyncio.to_thread(
+        return await _in_work_thread(
             sqlite_maintenance.create_index, work, self._server.path(database), database, index
         )
+
+
+async def _in_work_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_WORK_THREADS, functools.partial(function, *args, **kwargs))
 
 
 def _copied(copied: sqlite_files.Copied) -> JsonObject:

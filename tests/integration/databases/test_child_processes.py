@@ -14,7 +14,7 @@ from longrunning.databases import child_processes
 from longrunning.databases.child_processes import run_child
 from longrunning.engine.context import OperationCancelled
 from tests.integration.databases.processes import live_in_group
-from tests.integration.databases.recording_work import RecordingWork
+from tests.recording_work import RecordingWork
 
 WAIT_SECONDS = 10.0
 

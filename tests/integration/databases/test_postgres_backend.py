@@ -34,7 +34,7 @@ from tests.integration.databases.managed_postgres import (
     run_sql,
     url,
 )
-from tests.integration.databases.recording_work import RecordingWork
+from tests.recording_work import RecordingWork
 
 BIG_ROWS = 5_000_000
 

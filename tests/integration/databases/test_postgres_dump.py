@@ -36,8 +36,8 @@ from longrunning.databases import postgres_dump
 from longrunning.databases.servers import PostgresServer
 from longrunning.engine.context import OperationCancelled, OperationFailed
 from tests.integration.databases.processes import live_in_group, processes_mentioning
-from tests.integration.databases.recording_work import RecordingWork, Report
 from tests.postgres_servers import require_admin_url
+from tests.recording_work import RecordingWork, Report
 
 BIG_ROWS = 2_500_000
 WAIT_SECONDS = 60.0

@@ -25,7 +25,7 @@ from tests.integration.databases.managed_postgres import (
     poll_until,
     run_sql,
 )
-from tests.integration.databases.recording_work import RecordingWork
+from tests.recording_work import RecordingWork
 
 
 @pytest.fixture(scope="module")

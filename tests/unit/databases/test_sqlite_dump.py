@@ -18,7 +18,7 @@ from longrunning.databases import sqlite_dump
 from longrunning.databases.servers import SqliteServer
 from longrunning.databases.sqlite_backend import SqliteBackend
 from longrunning.engine.context import OperationCancelled, OperationFailed
-from tests.unit.databases.recording_work import RecordingWork, Report
+from tests.recording_work import RecordingWork, Report
 
 ROWS = 5000
 VALUES: list[object] = [

@@ -16,7 +16,7 @@ from longrunning.databases.backend import IndexSpec
 from longrunning.databases.servers import SqliteServer
 from longrunning.databases.sqlite_backend import SqliteBackend
 from longrunning.engine.context import OperationCancelled, OperationFailed
-from tests.unit.databases.recording_work import RecordingWork
+from tests.recording_work import RecordingWork
 
 ROWS = 20_000
 

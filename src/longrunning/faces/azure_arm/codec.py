@@ -183,16 +183,18 @@ def database_resource(db: Database, scope: Scope) -> Json:
         "type": "Microsoft.Sql/servers/databases",
         "location": LOCATION,
         "kind": "v12.0,user",
-        "sku": {"name": "SQLite", "tier": "SQLite"},
+        "sku": {"name": db.engine, "tier": db.engine},
         "properties": {
             "status": "Online",
             "databaseId": db.database_id,
-            "collation": "BINARY",
-            "maxSizeBytes": 281474976710656,  # SQLite's limit with the default page size
-            "currentServiceObjectiveName": "SQLite",
+            "currentServiceObjectiveName": db.engine,
             "provisioningState": "Succeeded",
         },
     }
+    if db.engine == "SQLite":
+        body["properties"]["collation"] = "BINARY"
+        # SQLite's limit with the default page size; PostgreSQL's is the disk's.
+        body["properties"]["maxSizeBytes"] = 281474976710656
     if db.created is not None:
         body["properties"]["creationDate"] = arm_time(db.created)
     return body

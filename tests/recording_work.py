@@ -1,4 +1,5 @@
-"""RecordingWork: a plain `Work` for backend tests, recording what a backend reports.
+"""RecordingWork: a plain `Work` for database backend tests (unit and integration), recording what a
+backend reports.
 
 Not a mock of the engine: it implements the small protocol backends see (databases/work.py),
 with a cancel flag a test sets directly, or that trips itself after a number of progress
@@ -27,10 +28,12 @@ class Report:
 class RecordingWork:
     def __init__(
         self,
+        operation_id: str = "op-test",
         *,
         cancel_after: int | None = None,
         cancel_when: Callable[[Report], bool] | None = None,
     ) -> None:
+        self._operation_id = operation_id
         self.reports: list[Report] = []
         self.metadata: JsonObject = {}
         self.metadata_updates = 0
@@ -41,7 +44,7 @@ class RecordingWork:
 
     @property
     def operation_id(self) -> str:
-        return "op-test"
+        return self._operation_id
 
     @property
     def cancel_requested(self) -> bool:
@@ -83,3 +86,7 @@ class RecordingWork:
     @property
     def phases(self) -> list[str | None]:
         return [report.phase for report in self.reports]
+
+    @property
+    def last(self) -> Report | None:
+        return self.reports[-1] if self.reports else None
