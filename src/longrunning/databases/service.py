@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from longrunning.core.errors import ResourceNotFound
+from longrunning.core.filtering import Comparator, Comparison
 from longrunning.core.json_values import JsonObject, JsonValue
+from longrunning.core.listing import OperationQuery
 from longrunning.core.operation import Operation
 from longrunning.databases import kinds
 from longrunning.databases.backend import FileInfo, IndexSpec, check_file_name
@@ -94,7 +96,8 @@ class DatabaseService:
         """Start CREATE DATABASE, or DATABASE COPY of `source` (which must exist)."""
         if source is None:
             return await self._start(kinds.CREATE, ref, request_id)
-        await self.get(source)
+        if not await self.is_retry(ref, request_id):
+            await self.get(source)
         return await self._start(kinds.COPY, ref, request_id, source=kinds.source_field(source))
 
     async def drop(self, ref: DatabaseRef, *, request_id: str | None = None) -> Operation:
@@ -103,7 +106,7 @@ class DatabaseService:
     async def backup(
         self, ref: DatabaseRef, file: str, *, request_id: str | None = None
     ) -> Operation:
-        await self.get(ref)
+        await self._existing(ref, request_id)
         return await self._start(kinds.BACKUP, ref, request_id, file=check_file_name(file))
 
     async def restore(
@@ -115,7 +118,7 @@ class DatabaseService:
     async def export(
         self, ref: DatabaseRef, file: str, *, request_id: str | None = None
     ) -> Operation:
-        await self.get(ref)
+        await self._existing(ref, request_id)
         return await self._start(kinds.EXPORT, ref, request_id, file=check_file_name(file))
 
     async def import_(
@@ -127,14 +130,36 @@ class DatabaseService:
     async def alter(
         self, ref: DatabaseRef, changes: JsonObject, *, request_id: str | None = None
     ) -> Operation:
-        await self.get(ref)
+        await self._existing(ref, request_id)
         return await self._start(kinds.ALTER, ref, request_id, changes=changes)
 
     async def create_index(
         self, ref: DatabaseRef, index: IndexSpec, *, request_id: str | None = None
     ) -> Operation:
-        await self.get(ref)
+        await self._existing(ref, request_id)
         return await self._start(kinds.INDEX, ref, request_id, index=index.to_json())
+
+    async def is_retry(self, ref: DatabaseRef, request_id: str | None) -> bool:
+        """Whether an earlier start already used `request_id` under the server's parent.
+
+        A retry gets the operation it made back (AIP-155), whatever the database's state now,
+        so existence checks (NOT_FOUND, ALREADY_EXISTS) must not stand in its way: a retried
+        create of a database it made, or drop of one it dropped, is no error.
+        """
+        if request_id is None:
+            return False
+        parent = self.server(ref.server).parent
+        query = OperationQuery(
+            parent=parent,
+            filter=Comparison("request_id", Comparator.EQ, request_id),
+            page_size=1,
+        )
+        return bool((await self.operations.list(query)).operations)
+
+    async def _existing(self, ref: DatabaseRef, request_id: str | None) -> None:
+        """NOT_FOUND up front for work on a missing database, unless this is a retry."""
+        if not await self.is_retry(ref, request_id):
+            await self.get(ref)
 
     async def _start(
         self, kind: str, ref: DatabaseRef, request_id: str | None, **fields: JsonValue

@@ -349,3 +349,27 @@ def test_databases_list_in_pages(
         if not token:
             break
     assert seen == sorted(seen) and set(made) <= set(seen)
+
+
+def test_a_retried_start_gets_its_operation_back_whatever_the_database_is_now(
+    api: Api, operations: operations_v1.AbstractOperationsClient
+) -> None:
+    """AIP-155: the existence checks (ALREADY_EXISTS, NOT_FOUND) never stand in a retry's way."""
+    database = new_id("retried")
+    made = api("POST", COLLECTION, json={}, databaseId=database, requestId="retry-create-1")
+    future(made, operations).result(timeout=30)
+    again = api("POST", COLLECTION, json={}, databaseId=database, requestId="retry-create-1")
+    assert again["name"] == made["name"]  # the same operation, not ALREADY_EXISTS
+    with pytest.raises(exceptions.Conflict):  # a new request for it is refused up front
+        api("POST", COLLECTION, json={}, databaseId=database, requestId="retry-create-2")
+
+    dropped = api("DELETE", f"{COLLECTION}/{database}", requestId="retry-drop-1")
+    future(dropped, operations).result(timeout=30)
+    assert (
+        api("DELETE", f"{COLLECTION}/{database}", requestId="retry-drop-1")["name"]
+        == (dropped["name"])
+    )
+    with pytest.raises(exceptions.NotFound):
+        api("DELETE", f"{COLLECTION}/{database}", requestId="retry-drop-2")
+    with pytest.raises(exceptions.NotFound):
+        api("POST", f"{COLLECTION}/{database}:export", json={"file": "x.sql"}, requestId="e-1")

@@ -81,7 +81,7 @@ class GoogleDatabases:
                 "databaseId is required: the new database's id", reason="MISSING_FIELD"
             )
         ref = DatabaseRef.checked(self._server(path.parent, path.server), database)
-        await self._absent(ref)
+        await self._absent(ref, given.get("requestId"))
         source = None
         if "sourceDatabase" in body:
             source_name = body["sourceDatabase"]
@@ -96,7 +96,8 @@ class GoogleDatabases:
     async def delete(self, path: DatabasePath, params: Mapping[str, str]) -> Operation:
         given = _params(params, {"requestId"})
         ref = self._ref(path)
-        await self.databases.get(ref)  # AIP-135: NOT_FOUND for a database that is not there
+        if not await self.databases.is_retry(ref, given.get("requestId")):
+            await self.databases.get(ref)  # AIP-135: NOT_FOUND for a database that is not there
         return await self.databases.drop(ref, request_id=given.get("requestId"))
 
     async def export(
@@ -121,14 +122,14 @@ class GoogleDatabases:
         self, path: DatabasePath, params: Mapping[str, str], body: JsonObject
     ) -> Operation:
         given = _params(params, {"requestId"})
-        ref, file = await self._new_from_file(path, body)
+        ref, file = await self._new_from_file(path, body, given.get("requestId"))
         return await self.databases.import_(ref, file, request_id=given.get("requestId"))
 
     async def restore(
         self, path: DatabasePath, params: Mapping[str, str], body: JsonObject
     ) -> Operation:
         given = _params(params, {"requestId"})
-        ref, file = await self._new_from_file(path, body)
+        ref, file = await self._new_from_file(path, body, given.get("requestId"))
         return await self.databases.restore(ref, file, request_id=given.get("requestId"))
 
     async def alter(
@@ -176,15 +177,18 @@ class GoogleDatabases:
         assert path.database is not None  # a one-database shape, by the route
         return DatabaseRef.checked(self._server(path.parent, path.server), path.database)
 
-    async def _absent(self, ref: DatabaseRef) -> None:
-        if await self.databases.exists(ref):
+    async def _absent(self, ref: DatabaseRef, request_id: str | None) -> None:
+        """AIP-133: ALREADY_EXISTS up front, unless this is a retry of the start that made it."""
+        if await self.databases.exists(ref) and not await self.databases.is_retry(ref, request_id):
             raise ResourceExists(
                 f"database {ref.database!r} already exists on server {ref.server!r}",
                 reason="DATABASE_ALREADY_EXISTS",
                 metadata={"server": ref.server, "database": ref.database},
             )
 
-    async def _new_from_file(self, path: DatabasePath, body: JsonObject) -> tuple[DatabaseRef, str]:
+    async def _new_from_file(
+        self, path: DatabasePath, body: JsonObject, request_id: str | None
+    ) -> tuple[DatabaseRef, str]:
         _fields(body, {"databaseId", "file", "uri"})
         database = body.get("databaseId")
         if not isinstance(database, str) or not database:
@@ -193,7 +197,7 @@ class GoogleDatabases:
             )
         ref = DatabaseRef.checked(self._server(path.parent, path.server), database)
         file = _file(body)
-        await self._absent(ref)
+        await self._absent(ref, request_id)
         return ref, file
 
 
