@@ -1,0 +1,1 @@
+"""Benchmarks of longrunning against its peers and against ceilings (issue 7): `python -m bench`."""
