@@ -1,17 +1,17 @@
-"""What every peer adapter shares: its arguments, the workload loops (W1, W2, W3) written once
-against a few callables, Result lines on stdout, worker process groups, fresh PostgreSQL
-databases and the step log that catches work done after a reported terminal state.
+"""What every peer adapter shares: its arguments, Result lines on stdout, worker process groups,
+a flushed Redis database or a fresh PostgreSQL one, its work directory and the step log that
+catches work done after a reported terminal state. The workload loops are in
+`bench.peers.workloads`.
 
 Runs INSIDE the peers venv (`.bench/peers-venv`), started by `bench/peers_runner.py` as
 `python -m bench.peers.<peer>_bench '<json arguments>'` with the repository root on PYTHONPATH.
-Only the standard library, psycopg (for databases) and `bench.model` are imported here; peer
-libraries are imported by the adapter modules only.
+Only the standard library, psycopg and redis (each when a database is asked for) and
+`bench.model` are imported here; peer libraries are imported by the adapter modules only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import signal
@@ -19,10 +19,9 @@ import statistics
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -173,7 +172,26 @@ def venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-# --- PostgreSQL ------------------------------------------------------------------------------
+# --- databases -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def redis_database(
+    args: Arguments, db: int, env_var: str | None = None
+) -> Iterator[tuple[str, Any]]:
+    """The peer's own Redis database (`db`), flushed before and after; yields its URL and a
+    client. `env_var`, where given, passes the URL on to the peer's app module and workers."""
+    import redis
+
+    url = redis_db_url(args.redis_url, db)
+    if env_var is not None:
+        os.environ[env_var] = url
+    store = redis.Redis.from_url(url)
+    store.flushdb()
+    try:
+        yield url, store
+    finally:
+        store.flushdb()
 
 
 @contextlib.contextmanager
@@ -192,7 +210,7 @@ def fresh_database(admin_url: str, prefix: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-# --- step log (W3) ---------------------------------------------------------------------------
+# --- work directory and step log (W3) --------------------------------------------------------
 
 
 class StepLog:
@@ -228,172 +246,19 @@ def record_step(step_dir: str, key: str) -> None:
         out.write(f"{time.monotonic()!r}\n")
 
 
-# --- workload loops --------------------------------------------------------------------------
-
-
-@dataclass
-class Samples:
-    """Per-metric samples across repetitions, turned into Results at the end."""
-
-    workload: str
-    system: str
-    note: str = ""
-    values: dict[str, list[float]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, metric: str, value: float) -> None:
-        self.values.setdefault(metric, []).append(value)
-
-    def emit(self) -> None:
-        for metric, values in self.values.items():
-            unit, higher = METRICS[metric]
-            emit(
-                Result(
-                    workload=self.workload,
-                    system=self.system,
-                    metric=metric,
-                    unit=unit,
-                    higher_is_better=higher,
-                    samples=values,
-                    note=self.note,
-                    extra=self.extra,
-                )
-            )
-
-
-METRICS: dict[str, tuple[str, bool]] = {
-    "ops_per_second": ("ops/s", True),
-    "p50_ms": ("ms", False),
-    "p95_ms": ("ms", False),
-    "p99_ms": ("ms", False),
-    "cancelled_fraction": ("fraction", True),
-    "completed": ("count", False),
-    "stuck": ("count", False),
-    "steps_after_terminal": ("count", False),
-}
-"""Metric names shared with the longrunning side of the benchmark."""
-
-
-def not_measured(
-    workload: str, system: str, status: Literal["unsupported", "failed"], note: str
-) -> None:
-    emit(
-        Result(
-            workload=workload,
-            system=system,
-            metric="status",
-            unit="",
-            higher_is_better=True,
-            status=status,
-            note=note,
-        )
-    )
-
-
-def guarded(workload: str, system: str, run: Callable[[], None]) -> None:
-    """Run one workload; any error becomes a `failed` Result instead of ending the adapter."""
-    try:
-        run()
-    except Exception as error:
-        log(traceback.format_exc())
-        not_measured(workload, system, "failed", f"{type(error).__name__}: {error}"[:500])
-
-
-def run_w1(
-    samples: Samples,
-    repetitions: int,
-    operations: int,
-    enqueue: Callable[[], Any],
-    wait_all: Callable[[list[Any]], None],
-) -> None:
-    """Enqueue `operations` no-ops one call at a time, then wait until all are observed done."""
-    for _ in range(repetitions):
-        started = time.perf_counter()
-        handles = [enqueue() for _ in range(operations)]
-        enqueued = time.perf_counter()
-        wait_all(handles)
-        elapsed = time.perf_counter() - started
-        samples.add("ops_per_second", operations / elapsed)
-        samples.extra.setdefault("enqueue_seconds", []).append(round(enqueued - started, 4))
-        samples.extra.setdefault("total_seconds", []).append(round(elapsed, 4))
-
-
-def run_w2(
-    samples: Samples, repetitions: int, round_trips: int, round_trip: Callable[[], None]
-) -> None:
-    for _ in range(repetitions):
-        times: list[float] = []
-        for _ in range(round_trips):
-            started = time.perf_counter()
-            round_trip()
-            times.append((time.perf_counter() - started) * 1000)
-        samples.add("p50_ms", percentile(times, 0.50))
-        samples.add("p95_ms", percentile(times, 0.95))
-        samples.add("p99_ms", percentile(times, 0.99))
-
-
 @dataclass(frozen=True)
-class Cancellable:
-    """What W3 needs from a peer: start a stepping task, cancel it, observe its terminal state.
+class Workspace:
+    """A peer's corner of the work directory: worker logs and the W3 step log."""
 
-    `start(key)` enqueues a task doing W3_STEPS steps that appends to the step log under `key`
-    and returns a handle; `cancel(handle)` sends the peer's own cancel request; `terminal(handle)`
-    is the peer's current terminal state (`cancelled`, `completed`, `failed`) or None while it is
-    not terminal. `cancel_and_wait`, where given, replaces cancel + polling `terminal` (for peers
-    whose idiomatic cancel call itself waits, like arq's `job.abort`).
-    """
+    logs: Path
+    steps: StepLog
 
-    start: Callable[[str], Any]
-    cancel: Callable[[Any], None]
-    terminal: Callable[[Any], Outcome | None]
-    cancel_and_wait: Callable[[Any, float], Outcome | None] | None = None
+    @classmethod
+    def of(cls, args: Arguments, peer: str) -> Workspace:
+        work = args.work_dir / peer
+        return cls(logs=work / "logs", steps=StepLog(work / "steps"))
 
-
-def run_w3(
-    samples: Samples, repetitions: int, cancels: int, steps: StepLog, peer: Cancellable
-) -> None:
-    for _ in range(repetitions):
-        latencies: list[float] = []
-        outcomes = {"cancelled": 0, "completed": 0, "failed": 0, "stuck": 0}
-        after_terminal = 0
-        tasks_with_steps_after = 0
-        not_started = 0
-        for _ in range(cancels):
-            key = uuid.uuid4().hex
-            handle = peer.start(key)
-            if not poll_until(functools.partial(steps.started, key), START_DEADLINE_SECONDS):
-                not_started += 1
-                outcomes["stuck"] += 1
-                continue
-            requested = time.monotonic()
-            outcome: Outcome | None
-            if peer.cancel_and_wait is not None:
-                outcome = peer.cancel_and_wait(handle, WAIT_DEADLINE_SECONDS)
-            else:
-                peer.cancel(handle)
-                outcome = poll_until(
-                    functools.partial(peer.terminal, handle), WAIT_DEADLINE_SECONDS
-                )
-            observed = time.monotonic()
-            if outcome is None:
-                outcomes["stuck"] += 1
-                continue
-            outcomes[outcome] += 1
-            latencies.append((observed - requested) * 1000)
-            # Watch for work the peer does after it said the task was over.
-            time.sleep(W3_WATCH_SECONDS)
-            late = [stamp for stamp in steps.stamps(key) if stamp > observed]
-            after_terminal += len(late)
-            tasks_with_steps_after += bool(late)
-        if latencies:
-            samples.add("p50_ms", percentile(latencies, 0.50))
-            samples.add("p99_ms", percentile(latencies, 0.99))
-        samples.add("cancelled_fraction", outcomes["cancelled"] / cancels)
-        samples.add("completed", outcomes["completed"])
-        samples.add("stuck", outcomes["stuck"])
-        samples.add("steps_after_terminal", after_terminal)
-        samples.extra.setdefault("outcomes", []).append(outcomes)
-        samples.extra.setdefault("tasks_with_steps_after_terminal", []).append(
-            tasks_with_steps_after
-        )
-        samples.extra.setdefault("not_started", []).append(not_started)
+    @property
+    def step_dir(self) -> str:
+        """The step log's directory, as the tasks take it."""
+        return str(self.steps.directory)

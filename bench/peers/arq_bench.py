@@ -7,31 +7,22 @@ Run inside the peers venv: `python -m bench.peers.arq_bench '<json arguments>'`.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
-
-import redis
 
 from bench.peers.adapter import (
     POLL_SECONDS,
     W3_STEPS,
     WAIT_DEADLINE_SECONDS,
     Arguments,
-    Cancellable,
     Outcome,
     Processes,
-    Samples,
-    StepLog,
-    guarded,
-    not_measured,
-    redis_db_url,
-    run_w1,
-    run_w2,
-    run_w3,
+    Workspace,
+    redis_database,
     venv_bin,
 )
+from bench.peers.workloads import Cancellable, W3Variant, run_workloads
 
 SYSTEM = "arq-redis"
 REDIS_DB = 12
@@ -40,15 +31,8 @@ T = TypeVar("T")
 
 def main() -> None:
     args = Arguments.from_argv(sys.argv)
-    url = redis_db_url(args.redis_url, REDIS_DB)
-    os.environ["BENCH_ARQ_REDIS"] = url
-    store = redis.Redis.from_url(url)
-    store.flushdb()
-    try:
-        with asyncio.Runner() as runner:
-            measure(args, runner)
-    finally:
-        store.flushdb()
+    with redis_database(args, REDIS_DB, "BENCH_ARQ_REDIS"), asyncio.Runner() as runner:
+        measure(args, runner)
 
 
 def measure(args: Arguments, runner: asyncio.Runner) -> None:
@@ -61,9 +45,7 @@ def measure(args: Arguments, runner: asyncio.Runner) -> None:
         return runner.run(coroutine)
 
     pool = sync(create_pool(arq_app.REDIS))
-    work = args.work_dir / "arq"
-    steps = StepLog(work / "steps")
-    step_dir = str(steps.directory)
+    work = Workspace.of(args, "arq")
 
     async def result(job: Job, timeout: float) -> Any:
         """`job.result()`, working around arq 0.25 reading the result and the queue outside its
@@ -95,7 +77,7 @@ def measure(args: Arguments, runner: asyncio.Runner) -> None:
         sync(result(enqueue(), WAIT_DEADLINE_SECONDS))
 
     def start(key: str) -> Job:
-        job = sync(pool.enqueue_job("bench_steps", step_dir, key, W3_STEPS))
+        job = sync(pool.enqueue_job("bench_steps", work.step_dir, key, W3_STEPS))
         assert job is not None
         return job
 
@@ -125,52 +107,28 @@ def measure(args: Arguments, runner: asyncio.Runner) -> None:
         terminal=lambda job: None,
         cancel_and_wait=cancel_and_wait,
     )
-    setup = (
-        "one `arq` worker process (max_jobs 10, poll_delay 10 ms); client polls results every 2 ms"
-    )
-    with Processes(work / "logs") as processes:
-        start_workers(processes, 1)
-        if args.wants("W1"):
-            w1 = Samples("W1", SYSTEM, note=setup)
-            guarded(
-                "W1",
-                SYSTEM,
-                lambda: run_w1(w1, args.repetitions, args.w1_operations, enqueue, wait_all),
-            )
-            w1.emit()
-        if args.wants("W2"):
-            w2 = Samples("W2", SYSTEM, note=setup + "; enqueue_job then job.result()")
-            guarded(
-                "W2", SYSTEM, lambda: run_w2(w2, args.repetitions, args.w2_round_trips, round_trip)
-            )
-            w2.emit()
-        if args.wants("W3"):
-            w3 = Samples(
+    run_workloads(
+        args,
+        SYSTEM,
+        "one `arq` worker process (max_jobs 10, poll_delay 10 ms); client polls results every 2 ms",
+        work=work,
+        enqueue=enqueue,
+        wait_all=wait_all,
+        round_trip=round_trip,
+        w1_note="",
+        w2_note="; enqueue_job then job.result()",
+        w3=[
+            W3Variant(
                 "W3",
-                SYSTEM,
-                note=setup + "; job.abort() (worker cancels the asyncio task; allow_abort_jobs), "
+                "; job.abort() (worker cancels the asyncio task; allow_abort_jobs), "
                 "terminal = abort() returning",
+                cancellable,
             )
-            guarded(
-                "W3",
-                SYSTEM,
-                lambda: run_w3(w3, args.repetitions, args.w3_cancels, steps, cancellable),
-            )
-            w3.emit()
-    if args.wants("W1.workers2"):
-        with Processes(work / "logs") as processes:
-            start_workers(processes, 2)
-            w12 = Samples(
-                "W1.workers2", SYSTEM, note="two `arq` worker processes, poll_delay 10 ms"
-            )
-            guarded(
-                "W1.workers2",
-                SYSTEM,
-                lambda: run_w1(w12, args.repetitions, args.w1_operations, enqueue, wait_all),
-            )
-            w12.emit()
-    if args.wants("W4"):
-        not_measured("W4", SYSTEM, "unsupported", "no HTTP status API (Job.status() reads Redis)")
+        ],
+        workers2_note="two `arq` worker processes, poll_delay 10 ms",
+        w4_note="no HTTP status API (Job.status() reads Redis)",
+        start_workers=start_workers,
+    )
     sync(pool.aclose())
 
 

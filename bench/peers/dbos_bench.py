@@ -21,19 +21,13 @@ from bench.peers.adapter import (
     STEP_SECONDS,
     W3_STEPS,
     Arguments,
-    Cancellable,
     Outcome,
-    Samples,
-    StepLog,
+    Workspace,
     fresh_database,
-    guarded,
     log,
-    not_measured,
     record_step,
-    run_w1,
-    run_w2,
-    run_w3,
 )
+from bench.peers.workloads import Cancellable, W3Variant, no_postgres, run_workloads
 
 STATES: dict[str, Outcome] = {
     "CANCELLED": "cancelled",
@@ -67,9 +61,7 @@ def main() -> None:
         return
     for store in ("postgres", "sqlite"):
         if store == "postgres" and args.postgres_admin_url is None:
-            for workload in ("W1", "W2", "W3"):
-                if args.wants(workload):
-                    not_measured(workload, "dbos-postgres", "unsupported", "no PostgreSQL given")
+            no_postgres(args, "dbos-postgres")
             continue
         # Output goes straight through to the runner.
         done = subprocess.run([sys.executable, "-m", "bench.peers.dbos_bench", sys.argv[1], store])
@@ -96,19 +88,18 @@ def system_database(args: Arguments, store: str) -> Iterator[str]:
 
 def measure(args: Arguments, store: str) -> None:
     system = f"dbos-{store}"
-    steps_log = StepLog(args.work_dir / "dbos" / "steps")
-    step_dir = str(steps_log.directory)
+    work = Workspace.of(args, "dbos")
     with system_database(args, store) as url:
         config: DBOSConfig = {"name": "bench", "system_database_url": url, "log_level": "WARNING"}
         DBOS(config=config)
         DBOS.launch()
         try:
-            run(args, system, step_dir, steps_log)
+            run(args, system, work)
         finally:
             DBOS.destroy(destroy_registry=False)
 
 
-def run(args: Arguments, system: str, step_dir: str, steps_log: StepLog) -> None:
+def run(args: Arguments, system: str, work: Workspace) -> None:
     def wait_all(handles: list[Any]) -> None:
         for handle in handles:
             handle.get_result()
@@ -120,51 +111,32 @@ def run(args: Arguments, system: str, step_dir: str, steps_log: StepLog) -> None
         return STATES.get(handle.get_status().status)
 
     cancellable = Cancellable(
-        start=lambda key: DBOS.start_workflow(steps, step_dir, key, W3_STEPS),
+        start=lambda key: DBOS.start_workflow(steps, work.step_dir, key, W3_STEPS),
         cancel=lambda handle: DBOS.cancel_workflow(handle.workflow_id),
         terminal=terminal,
     )
-    setup = f"DBOS in the measuring process, system database on {system.split('-')[1]}"
-    if args.wants("W1"):
-        w1 = Samples("W1", system, note=setup + "; DBOS.start_workflow, then each get_result()")
-        guarded(
-            "W1",
-            system,
-            lambda: run_w1(
-                w1,
-                args.repetitions,
-                args.w1_operations,
-                lambda: DBOS.start_workflow(noop),
-                wait_all,
-            ),
-        )
-        w1.emit()
-        not_measured(
-            "W1.workers2",
-            system,
-            "unsupported",
-            "not measured: DBOS runs workflows in the application process; spreading them over "
-            "two processes needs a DBOS queue shared by two applications, not set up here",
-        )
-    if args.wants("W2"):
-        w2 = Samples("W2", system, note=setup + "; DBOS.start_workflow(...).get_result()")
-        guarded("W2", system, lambda: run_w2(w2, args.repetitions, args.w2_round_trips, round_trip))
-        w2.emit()
-    if args.wants("W3"):
-        w3 = Samples(
-            "W3",
-            system,
-            note=setup + "; DBOS.cancel_workflow(id) marks the workflow CANCELLED at once; the "
-            "workflow stops at its next @DBOS.step",
-        )
-        guarded(
-            "W3",
-            system,
-            lambda: run_w3(w3, args.repetitions, args.w3_cancels, steps_log, cancellable),
-        )
-        w3.emit()
-    if args.wants("W4"):
-        not_measured("W4", system, "unsupported", "no HTTP status API of its own")
+    run_workloads(
+        args,
+        system,
+        f"DBOS in the measuring process, system database on {system.split('-')[1]}",
+        work=work,
+        enqueue=lambda: DBOS.start_workflow(noop),
+        wait_all=wait_all,
+        round_trip=round_trip,
+        w1_note="; DBOS.start_workflow, then each get_result()",
+        w2_note="; DBOS.start_workflow(...).get_result()",
+        w3=[
+            W3Variant(
+                "W3",
+                "; DBOS.cancel_workflow(id) marks the workflow CANCELLED at once; the workflow "
+                "stops at its next @DBOS.step",
+                cancellable,
+            )
+        ],
+        workers2_note="not measured: DBOS runs workflows in the application process; spreading "
+        "them over two processes needs a DBOS queue shared by two applications, not set up here",
+        w4_note="no HTTP status API of its own",
+    )
 
 
 if __name__ == "__main__":

@@ -6,29 +6,20 @@ Run inside the peers venv: `python -m bench.peers.dramatiq_bench '<json argument
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
-
-import redis
 
 from bench.peers.adapter import (
     W3_STEPS,
     WAIT_DEADLINE_SECONDS,
     Arguments,
-    Cancellable,
     Outcome,
     Processes,
-    Samples,
-    StepLog,
-    guarded,
-    not_measured,
-    redis_db_url,
-    run_w1,
-    run_w2,
-    run_w3,
+    Workspace,
+    redis_database,
     venv_bin,
 )
+from bench.peers.workloads import Cancellable, W3Variant, run_workloads
 
 SYSTEM = "dramatiq-redis"
 REDIS_DB = 11
@@ -36,14 +27,8 @@ REDIS_DB = 11
 
 def main() -> None:
     args = Arguments.from_argv(sys.argv)
-    url = redis_db_url(args.redis_url, REDIS_DB)
-    os.environ["BENCH_DRAMATIQ_REDIS"] = url
-    store = redis.Redis.from_url(url)
-    store.flushdb()
-    try:
+    with redis_database(args, REDIS_DB, "BENCH_DRAMATIQ_REDIS"):
         measure(args)
-    finally:
-        store.flushdb()
 
 
 def start_workers(processes: Processes, count: int) -> None:
@@ -62,9 +47,7 @@ def measure(args: Arguments) -> None:
 
     from bench.peers import dramatiq_app
 
-    work = args.work_dir / "dramatiq"
-    steps = StepLog(work / "steps")
-    step_dir = str(steps.directory)
+    work = Workspace.of(args, "dramatiq")
     wait_ms = int(WAIT_DEADLINE_SECONDS * 1000)
 
     def wait_all(handles: list[Any]) -> None:
@@ -94,62 +77,33 @@ def measure(args: Arguments) -> None:
         return "completed"
 
     cancellable = Cancellable(
-        start=lambda key: dramatiq_app.steps.send(step_dir, key, W3_STEPS),
+        start=lambda key: dramatiq_app.steps.send(work.step_dir, key, W3_STEPS),
         cancel=lambda message: abort(message.message_id),
         terminal=terminal,
         cancel_and_wait=cancel_and_wait,
     )
-    setup = "one `dramatiq --processes 1` worker (8 threads), Redis broker, Results on Redis"
-    with Processes(work / "logs") as processes:
-        start_workers(processes, 1)
-        if args.wants("W1"):
-            w1 = Samples("W1", SYSTEM, note=setup + "; each message's get_result(block=True)")
-            guarded(
-                "W1",
-                SYSTEM,
-                lambda: run_w1(
-                    w1, args.repetitions, args.w1_operations, dramatiq_app.noop.send, wait_all
-                ),
-            )
-            w1.emit()
-        if args.wants("W2"):
-            w2 = Samples("W2", SYSTEM, note=setup + "; send().get_result(block=True)")
-            guarded(
-                "W2", SYSTEM, lambda: run_w2(w2, args.repetitions, args.w2_round_trips, round_trip)
-            )
-            w2.emit()
-        if args.wants("W3"):
-            w3 = Samples(
+    run_workloads(
+        args,
+        SYSTEM,
+        "one `dramatiq --processes 1` worker (8 threads), Redis broker, Results on Redis",
+        work=work,
+        enqueue=dramatiq_app.noop.send,
+        wait_all=wait_all,
+        round_trip=round_trip,
+        w1_note="; each message's get_result(block=True)",
+        w2_note="; send().get_result(block=True)",
+        w3=[
+            W3Variant(
                 "W3",
-                SYSTEM,
-                note=setup + "; dramatiq_abort.abort(message_id) (Abortable middleware raises "
-                "Abort in the worker thread), terminal = ResultFailure from get_result(block=True)",
+                "; dramatiq_abort.abort(message_id) (Abortable middleware raises Abort in the "
+                "worker thread), terminal = ResultFailure from get_result(block=True)",
+                cancellable,
             )
-            guarded(
-                "W3",
-                SYSTEM,
-                lambda: run_w3(w3, args.repetitions, args.w3_cancels, steps, cancellable),
-            )
-            w3.emit()
-    if args.wants("W1.workers2"):
-        with Processes(work / "logs") as processes:
-            start_workers(processes, 2)
-            w12 = Samples("W1.workers2", SYSTEM, note="`dramatiq --processes 2` (8 threads each)")
-            guarded(
-                "W1.workers2",
-                SYSTEM,
-                lambda: run_w1(
-                    w12, args.repetitions, args.w1_operations, dramatiq_app.noop.send, wait_all
-                ),
-            )
-            w12.emit()
-    if args.wants("W4"):
-        not_measured(
-            "W4",
-            SYSTEM,
-            "unsupported",
-            "no status API: a message has no readable state besides its stored result",
-        )
+        ],
+        workers2_note="`dramatiq --processes 2` (8 threads each)",
+        w4_note="no status API: a message has no readable state besides its stored result",
+        start_workers=start_workers,
+    )
 
 
 if __name__ == "__main__":

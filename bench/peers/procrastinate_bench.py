@@ -15,20 +15,14 @@ from bench.peers.adapter import (
     W3_STEPS,
     WAIT_DEADLINE_SECONDS,
     Arguments,
-    Cancellable,
     Outcome,
     Processes,
-    Samples,
-    StepLog,
+    Workspace,
     fresh_database,
-    guarded,
-    not_measured,
     poll_until,
-    run_w1,
-    run_w2,
-    run_w3,
     venv_bin,
 )
+from bench.peers.workloads import Cancellable, W3Variant, no_postgres, run_workloads
 
 SYSTEM = "procrastinate-postgres"
 
@@ -36,9 +30,7 @@ SYSTEM = "procrastinate-postgres"
 def main() -> None:
     args = Arguments.from_argv(sys.argv)
     if args.postgres_admin_url is None:
-        for workload in ("W1", "W2", "W3"):
-            if args.wants(workload):
-                not_measured(workload, SYSTEM, "unsupported", "no PostgreSQL given")
+        no_postgres(args, SYSTEM)
         return
     with fresh_database(args.postgres_admin_url, "bench_procrastinate") as url:
         os.environ["BENCH_PROCRASTINATE_DSN"] = url
@@ -57,9 +49,7 @@ def measure(args: Arguments) -> None:
         Status.SUCCEEDED: "completed",
         Status.FAILED: "failed",
     }
-    work = args.work_dir / "procrastinate"
-    steps = StepLog(work / "steps")
-    step_dir = str(steps.directory)
+    work = Workspace.of(args, "procrastinate")
     with app.open():
         app.schema_manager.apply_schema()
         manager = app.job_manager
@@ -98,61 +88,33 @@ def measure(args: Arguments) -> None:
 
         cancellable = Cancellable(
             start=lambda key: procrastinate_app.steps.defer(
-                step_dir=step_dir, key=key, count=W3_STEPS
+                step_dir=work.step_dir, key=key, count=W3_STEPS
             ),
             cancel=lambda job_id: manager.cancel_job_by_id(job_id, abort=True),
             terminal=terminal,
         )
-        setup = (
+        run_workloads(
+            args,
+            SYSTEM,
             "one `procrastinate worker` process (concurrency 1, LISTEN/NOTIFY); "
-            "client polls the job status every 2 ms"
-        )
-        with Processes(work / "logs") as processes:
-            start_workers(processes, 1)
-            if args.wants("W1"):
-                w1 = Samples("W1", SYSTEM, note=setup)
-                guarded(
-                    "W1",
-                    SYSTEM,
-                    lambda: run_w1(w1, args.repetitions, args.w1_operations, enqueue, wait_all),
-                )
-                w1.emit()
-            if args.wants("W2"):
-                w2 = Samples(
-                    "W2", SYSTEM, note=setup + "; defer() then poll the status (no results)"
-                )
-                guarded(
-                    "W2",
-                    SYSTEM,
-                    lambda: run_w2(w2, args.repetitions, args.w2_round_trips, round_trip),
-                )
-                w2.emit()
-            if args.wants("W3"):
-                w3 = Samples(
+            "client polls the job status every 2 ms",
+            work=work,
+            enqueue=enqueue,
+            wait_all=wait_all,
+            round_trip=round_trip,
+            w1_note="",
+            w2_note="; defer() then poll the status (no results)",
+            w3=[
+                W3Variant(
                     "W3",
-                    SYSTEM,
-                    note=setup + "; cancel_job_by_id(id, abort=True): the worker cancels the async "
-                    "task and marks the job aborted",
+                    "; cancel_job_by_id(id, abort=True): the worker cancels the async task and "
+                    "marks the job aborted",
+                    cancellable,
                 )
-                guarded(
-                    "W3",
-                    SYSTEM,
-                    lambda: run_w3(w3, args.repetitions, args.w3_cancels, steps, cancellable),
-                )
-                w3.emit()
-        if args.wants("W1.workers2"):
-            with Processes(work / "logs") as processes:
-                start_workers(processes, 2)
-                w12 = Samples("W1.workers2", SYSTEM, note="two `procrastinate worker` processes")
-                guarded(
-                    "W1.workers2",
-                    SYSTEM,
-                    lambda: run_w1(w12, args.repetitions, args.w1_operations, enqueue, wait_all),
-                )
-                w12.emit()
-    if args.wants("W4"):
-        not_measured(
-            "W4", SYSTEM, "unsupported", "no HTTP status API (the job status is a SQL read)"
+            ],
+            workers2_note="two `procrastinate worker` processes",
+            w4_note="no HTTP status API (the job status is a SQL read)",
+            start_workers=start_workers,
         )
 
 

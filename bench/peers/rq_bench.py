@@ -16,19 +16,13 @@ from bench.peers.adapter import (
     W3_STEPS,
     WAIT_DEADLINE_SECONDS,
     Arguments,
-    Cancellable,
     Outcome,
     Processes,
-    Samples,
-    StepLog,
-    guarded,
-    not_measured,
-    redis_db_url,
-    run_w1,
-    run_w2,
-    run_w3,
+    Workspace,
+    redis_database,
     venv_bin,
 )
+from bench.peers.workloads import Cancellable, W3Variant, run_workloads
 
 SYSTEM = "rq-redis"
 REDIS_DB = 13
@@ -36,13 +30,8 @@ REDIS_DB = 13
 
 def main() -> None:
     args = Arguments.from_argv(sys.argv)
-    url = redis_db_url(args.redis_url, REDIS_DB)
-    store = redis.Redis.from_url(url)
-    store.flushdb()
-    try:
+    with redis_database(args, REDIS_DB) as (url, store):
         measure(args, url, store)
-    finally:
-        store.flushdb()
 
 
 def measure(args: Arguments, url: str, store: redis.Redis) -> None:
@@ -59,9 +48,7 @@ def measure(args: Arguments, url: str, store: redis.Redis) -> None:
         JobStatus.FINISHED: "completed",
         JobStatus.FAILED: "failed",
     }
-    work = args.work_dir / "rq"
-    steps = StepLog(work / "steps")
-    step_dir = str(steps.directory)
+    work = Workspace.of(args, "rq")
 
     def enqueue() -> Job:
         return queue.enqueue(rq_tasks.noop)
@@ -86,52 +73,32 @@ def measure(args: Arguments, url: str, store: redis.Redis) -> None:
         done(enqueue(), 60)
 
     cancellable = Cancellable(
-        start=lambda key: queue.enqueue(rq_tasks.steps, step_dir, key, W3_STEPS),
+        start=lambda key: queue.enqueue(rq_tasks.steps, work.step_dir, key, W3_STEPS),
         cancel=lambda job: send_stop_job_command(store, job.id),
         terminal=lambda job: states.get(job.get_status(refresh=True)),
     )
-    setup = "one `rq worker` (default Worker: a forked work horse per job)"
-    with Processes(work / "logs") as processes:
-        start_workers(processes, 1)
-        if args.wants("W1"):
-            w1 = Samples("W1", SYSTEM, note=setup + "; job.latest_result(timeout) per job")
-            guarded(
-                "W1",
-                SYSTEM,
-                lambda: run_w1(w1, args.repetitions, args.w1_operations, enqueue, wait_all),
-            )
-            w1.emit()
-        if args.wants("W2"):
-            w2 = Samples("W2", SYSTEM, note=setup + "; enqueue then job.latest_result(timeout)")
-            guarded(
-                "W2", SYSTEM, lambda: run_w2(w2, args.repetitions, args.w2_round_trips, round_trip)
-            )
-            w2.emit()
-        if args.wants("W3"):
-            w3 = Samples(
+    run_workloads(
+        args,
+        SYSTEM,
+        "one `rq worker` (default Worker: a forked work horse per job)",
+        work=work,
+        enqueue=enqueue,
+        wait_all=wait_all,
+        round_trip=round_trip,
+        w1_note="; job.latest_result(timeout) per job",
+        w2_note="; enqueue then job.latest_result(timeout)",
+        w3=[
+            W3Variant(
                 "W3",
-                SYSTEM,
-                note=setup + "; send_stop_job_command (the worker SIGKILLs the work horse), "
+                "; send_stop_job_command (the worker SIGKILLs the work horse), "
                 "terminal = job status STOPPED, polled every 2 ms",
+                cancellable,
             )
-            guarded(
-                "W3",
-                SYSTEM,
-                lambda: run_w3(w3, args.repetitions, args.w3_cancels, steps, cancellable),
-            )
-            w3.emit()
-    if args.wants("W1.workers2"):
-        with Processes(work / "logs") as processes:
-            start_workers(processes, 2)
-            w12 = Samples("W1.workers2", SYSTEM, note="two `rq worker` processes")
-            guarded(
-                "W1.workers2",
-                SYSTEM,
-                lambda: run_w1(w12, args.repetitions, args.w1_operations, enqueue, wait_all),
-            )
-            w12.emit()
-    if args.wants("W4"):
-        not_measured("W4", SYSTEM, "unsupported", "no HTTP status API (job status is a Redis read)")
+        ],
+        workers2_note="two `rq worker` processes",
+        w4_note="no HTTP status API (job status is a Redis read)",
+        start_workers=start_workers,
+    )
 
 
 if __name__ == "__main__":
