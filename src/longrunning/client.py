@@ -96,6 +96,14 @@ class NativeClient:
         body.update({key: value for key, value in optional.items() if value is not None})
         return await self._json("POST", API, json=body)
 
+    async def start_many(self, requests: Sequence[Mapping[str, Any]]) -> list[Json]:
+        """Start up to 1000 operations in one request, all or none; each request is a start
+        body as the API takes it (`{"kind": ..., "request": {...}, "requestId": ...}`). Returns
+        the operations in the same order."""
+        answer = await self._json("POST", f"{API}:batchStart", json={"requests": list(requests)})
+        operations: list[Json] = answer["operations"]
+        return operations
+
     async def get(self, op_id: str) -> Json:
         return await self._json("GET", f"{API}/{_quoted(op_id)}")
 

@@ -72,3 +72,13 @@ async def test_apply_many_is_a_change_that_wakes_waiters(store: OperationStore) 
     seen = store.change_count()
     await store.apply_many([op.id], lambda o: lifecycle.renew_lease(o, lease_until=T0))
     assert await store.wait_for_change(seen, 1.0) > seen
+
+
+async def test_cancel_requested_names_only_existing_operations_with_a_cancel(
+    store: OperationStore,
+) -> None:
+    quiet, asked = await running(store), await running(store)
+    assert await store.cancel_requested([quiet.id, asked.id]) == set()
+    await store.replace(lifecycle.request_cancel(asked, now=T0), expected_version=asked.version)
+    assert await store.cancel_requested([quiet.id, asked.id, MISSING, asked.id]) == {asked.id}
+    assert await store.cancel_requested([]) == set()

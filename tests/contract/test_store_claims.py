@@ -1,5 +1,6 @@
 """The OperationStore contract for workers and the reaper, run on every store: claiming the
-oldest claimable operation, expired leases, overdue pending operations and purging."""
+oldest claimable operation (or a batch of them), expired leases, overdue pending operations and
+purging."""
 
 from __future__ import annotations
 
@@ -243,3 +244,122 @@ async def test_forgotten_operations_are_never_listed_and_purged_once_they_end(
         await store.get(forgotten_ended.id)
     assert await store.get(live.id) == hidden
     assert await store.get(ended_recently.id) == ended_recently
+
+
+async def claim_some(
+    store: OperationStore,
+    *,
+    limit: int,
+    kinds: tuple[str, ...] = ("demo.sleep",),
+    queues: tuple[str, ...] = ("default",),
+    now: datetime = NOW,
+    owner: str = "w1",
+) -> list[Operation]:
+    return await store.claim_many(
+        kinds=kinds, queues=queues, now=now, claim=take(owner, now), limit=limit
+    )
+
+
+async def test_claim_many_takes_up_to_the_limit_oldest_first(store: OperationStore) -> None:
+    inserted = {
+        op_id: await store.insert(make_operation(id=op_id, now=at(seconds)))
+        for op_id, seconds in [("c", 2), ("b", 1), ("z", 0), ("a", 1), ("d", 3)]
+    }
+    seen = store.change_count()
+    first = await claim_some(store, limit=3)
+    assert first == [dataclasses.replace(take()(inserted[i]), version=2) for i in "zab"]
+    assert store.change_count() > seen
+    for op in first:
+        assert await store.get(op.id) == op
+    rest = await claim_some(store, limit=5)
+    assert [op.id for op in rest] == ["c", "d"]
+    assert all(op.state is State.RUNNING and op.lease_owner == "w1" for op in rest)
+    assert await claim_some(store, limit=5) == []
+
+
+async def test_claim_many_with_no_limit_claims_nothing(store: OperationStore) -> None:
+    op = await store.insert(make_operation(now=T0))
+    assert await claim_some(store, limit=0) == []
+    assert await claim_some(store, limit=-1) == []
+    assert await store.get(op.id) == op
+
+
+async def test_claim_many_takes_one_operation_per_target(store: OperationStore) -> None:
+    older = await store.insert(make_operation(now=at(0), target="t"))
+    newer = await store.insert(make_operation(now=at(1), target="t"))
+    free = await store.insert(make_operation(now=at(2)))
+    claimed = await claim_some(store, limit=5)
+    assert [op.id for op in claimed] == [older.id, free.id]
+    assert await claim_some(store, limit=5) == []  # "t" is busy while `older` runs
+    assert await store.get(newer.id) == newer
+
+
+async def test_claim_many_claims_every_target_in_the_end(store: OperationStore) -> None:
+    ops = [await store.insert(make_operation(now=at(i), target=f"t{i % 3}")) for i in range(3)]
+    ops += [await store.insert(make_operation(now=at(3 + i))) for i in range(2)]
+    claimed: list[Operation] = []
+    for _ in range(len(ops)):
+        batch = await claim_some(store, limit=5)
+        targets = [op.target for op in batch if op.target is not None]
+        assert len(targets) == len(set(targets))
+        claimed += batch
+    assert sorted(op.id for op in claimed) == sorted(op.id for op in ops)
+
+
+async def test_claim_many_picks_what_claim_would(store: OperationStore) -> None:
+    def fast(seconds: float, **overrides: Unpack[OperationFields]) -> Operation:
+        fields: OperationFields = {"queue": "fast"}
+        fields.update(overrides)
+        return make_operation(now=at(seconds), **fields)
+
+    await store.insert(fast(0, kind="other.kind"))
+    await store.insert(fast(1, queue="slow"))
+    await store.insert(fast(2, not_before=NOW + timedelta(seconds=1)))
+    await store.insert(fast(3, cancel_requested_at=at(3)))
+    await store.insert(running(4, lease_until=NOW + LEASE, target="db/1"))
+    await store.insert(fast(5, target="db/1"))
+    wanted = [
+        await store.insert(fast(6, kind="demo.copy")),
+        await store.insert(fast(7, not_before=NOW)),
+    ]
+    kinds = ("demo.copy", "demo.sleep")
+    assert await claim_some(store, limit=10, kinds=(), queues=("fast",)) == []
+    assert await claim_some(store, limit=10, kinds=kinds, queues=()) == []
+    claimed = await claim_some(store, limit=10, kinds=kinds, queues=("fast",))
+    assert claimed == [dataclasses.replace(take()(op), version=2) for op in wanted]
+
+
+async def test_a_failing_claim_transition_claims_nothing_of_the_batch(
+    store: OperationStore,
+) -> None:
+    first = await store.insert(make_operation(now=at(0)))
+    second = await store.insert(make_operation(now=at(1)))
+
+    def refuse_the_second(candidate: Operation) -> Operation:
+        if candidate.id == second.id:
+            raise InvalidTransition(f"not {candidate.id}")
+        return take()(candidate)
+
+    with pytest.raises(InvalidTransition):
+        await store.claim_many(
+            kinds=["demo.sleep"], queues=["default"], now=NOW, claim=refuse_the_second, limit=2
+        )
+    assert await store.get(first.id) == first
+    assert await store.get(second.id) == second
+
+
+async def test_concurrent_claim_many_never_takes_an_operation_twice(
+    store: OperationStore,
+) -> None:
+    ops = [await store.insert(make_operation(now=at(i))) for i in range(12)]
+    claimed: list[Operation] = []
+    for _ in range(len(ops)):
+        batches = await asyncio.gather(
+            *(claim_some(store, limit=5, owner=f"w{i}") for i in range(4))
+        )
+        if not any(batches):
+            break
+        claimed += [op for batch in batches for op in batch]
+    assert sorted(op.id for op in claimed) == sorted(op.id for op in ops)  # each exactly once
+    for op in claimed:
+        assert await store.get(op.id) == op

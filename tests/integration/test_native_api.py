@@ -302,6 +302,7 @@ async def test_openapi_document_is_valid_and_covers_every_route(http: httpx.Asyn
     validate(document)
     assert set(document["paths"]) == {
         API,
+        f"{API}:batchStart",
         f"{API}/{{operationId}}",
         f"{API}/{{operationId}}:cancel",
         f"{API}/{{operationId}}:wait",

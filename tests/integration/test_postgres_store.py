@@ -21,12 +21,15 @@ from longrunning.core import lifecycle
 from longrunning.core.errors import StoreError
 from longrunning.core.json_values import JsonObject
 from longrunning.core.operation import CancelOutcome, Operation, Progress, State
+from longrunning.core.ports import NewOperation
 from longrunning.engine.config import EngineConfig
 from longrunning.engine.demo import DEMO_KINDS
 from longrunning.engine.kinds import HandlerRegistry
 from longrunning.engine.service import OperationService, StartRequest
 from longrunning.engine.worker import Worker
 from longrunning.stores import PostgresStore
+from longrunning.stores.postgres_claims import _CLAIMABLE_MANY, claim_batch
+from longrunning.stores.postgres_connections import configure
 from longrunning.testing import make_operation
 from tests.postgres_servers import PrivateCluster, fresh_database, require_admin_url
 
@@ -239,3 +242,26 @@ async def _until_state(api: OperationService, op_id: str, state: State, timeout:
     while (await api.get(op_id)).state is not state:
         assert time.monotonic() < deadline, f"not {state} after {timeout} s"
         await asyncio.sleep(0.01)
+
+
+async def test_claims_walk_the_pending_index_on_a_table_never_analyzed(
+    store: PostgresStore, database: str
+) -> None:
+    """Before autovacuum analyzes a freshly filled table the planner would sort every pending row
+    for each claim; a claim transaction forbids the sort, so it walks operations_pending."""
+    ops = [make_operation(now=T0 + timedelta(seconds=i)) for i in range(3000)]
+    await store.insert_many([NewOperation(op) for op in ops])
+
+    async def take(op: Operation) -> Operation:
+        return op  # a dry run: nothing is written
+
+    kinds, queues, now = ["demo.sleep"], ["default"], T0 + timedelta(days=1)
+    async with await psycopg.AsyncConnection.connect(database) as conn:
+        await configure(conn)
+        async with conn.transaction():
+            taken = await claim_batch(conn, kinds, queues, now, take, limit=5)
+            assert [op.id for op in taken] == [op.id for op in ops[:5]]
+            query = ("EXPLAIN " + _CLAIMABLE_MANY).encode()
+            cursor = await conn.execute(query, (kinds, queues, [], now, 5))
+            plan = "\n".join(row[0] for row in await cursor.fetchall())
+    assert "operations_pending" in plan and "Sort" not in plan, plan

@@ -9,7 +9,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 
-from longrunning.core.errors import Code, InvalidTransition, LeaseLost, NotCancellable
+from longrunning.core.errors import (
+    Code,
+    InvalidTransition,
+    LeaseLost,
+    NotCancellable,
+    OperationAlreadyExists,
+)
 from longrunning.core.json_values import JsonObject, JsonValue
 from longrunning.core.operation import CancelOutcome, Failure, Operation, Progress, State
 
@@ -19,6 +25,16 @@ CANCELLED_MESSAGE = "Operation was cancelled."
 def _require(op: Operation, *states: State, action: str) -> None:
     if op.state not in states:
         raise InvalidTransition(f"cannot {action} operation {op.id}: it is {op.state.value}")
+
+
+def check_same_request(new: Operation, stored: Operation) -> None:
+    """Raise OperationAlreadyExists when `stored` holds `new`'s request id but was started with
+    other parameters (a request id names one request, AIP-155)."""
+    if stored.id != new.id and stored.request_hash != new.request_hash:
+        raise OperationAlreadyExists(
+            f"request id {new.request_id!r} was already used for operation {stored.name} "
+            "with different parameters"
+        )
 
 
 def claim(op: Operation, *, owner: str, lease_until: datetime, now: datetime) -> Operation:

@@ -6,7 +6,8 @@ contract suite (tests/contract) pins every store to them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -22,6 +23,15 @@ class Clock(Protocol):
 
 Claim = Callable[[Operation], Operation]
 """The lifecycle transition a store applies to the operation it picks, inside its transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewOperation:
+    """One operation for `insert_many`, with the `exclusive_target` flag `insert` takes."""
+
+    op: Operation
+    exclusive_target: bool = False
+
 
 Change = Callable[[Operation], "Operation | None"]
 """A pure transition for `apply_many`; None leaves that operation as it is."""
@@ -44,6 +54,15 @@ class OperationStore(Protocol):
         TargetBusy when a PENDING or RUNNING operation has the same target.
         """
 
+    async def insert_many(self, new: Sequence[NewOperation]) -> list[Operation]:
+        """Store each operation exactly as `insert` would, in order, in one transaction: all or
+        none. Return, in the same order, each as stored or, for a request id its parent already
+        holds (also from earlier in the same batch), the operation that holds it. If any one
+        raises (TargetBusy, OperationAlreadyExists...), nothing is stored and it propagates;
+        unlike `insert`, a held request id whose `request_hash` differs is such an error
+        (OperationAlreadyExists), so that a batch is never stored and then refused.
+        """
+
     async def get(self, op_id: str) -> Operation:
         """Raise OperationNotFound if absent."""
 
@@ -52,6 +71,11 @@ class OperationStore(Protocol):
 
     async def get_many(self, op_ids: Collection[str]) -> list[Operation]:
         """The operations among `op_ids` that exist, in no particular order. One round trip."""
+
+    async def cancel_requested(self, op_ids: Collection[str]) -> set[str]:
+        """The ids among `op_ids` of existing operations whose cancel was requested. One cheap
+        read that decodes no operation: how a worker looks for cancels from other nodes between
+        its full re-reads."""
 
     async def apply_many(self, op_ids: Collection[str], change: Change) -> list[Operation]:
         """In one transaction, store `change(op)` (version + 1) for each existing operation among
@@ -77,6 +101,22 @@ class OperationStore(Protocol):
 
         Claimable: PENDING, no cancel requested, kind in `kinds`, queue in `queues`,
         `not_before` unset or past, and no RUNNING operation on the same target.
+        """
+
+    async def claim_many(
+        self,
+        *,
+        kinds: Collection[str],
+        queues: Collection[str],
+        now: datetime,
+        claim: Claim,
+        limit: int,
+    ) -> list[Operation]:
+        """Claim up to `limit` operations in one transaction, oldest first, each as `claim`
+        would pick it after the ones before it were claimed (so never two on one target).
+        Return them as stored, in claim order; fewer (or none) when fewer are claimable.
+        A store may return fewer than are claimable (PostgreSQL stops a batch at a second
+        operation with a target, so that no transaction waits for two target locks).
         """
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[Operation]:

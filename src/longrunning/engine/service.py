@@ -12,7 +12,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -20,20 +20,21 @@ from longrunning.core import lifecycle
 from longrunning.core.errors import (
     FailedPrecondition,
     InvalidRequest,
-    OperationAlreadyExists,
+    LongrunningError,
     OperationNotFound,
     StoreConflict,
 )
 from longrunning.core.json_values import JsonObject, check_json_object, check_text
 from longrunning.core.listing import OperationQuery, Page
 from longrunning.core.operation import Operation, State
-from longrunning.core.ports import Clock, OperationStore
+from longrunning.core.ports import Clock, NewOperation, OperationStore
 from longrunning.engine.config import SystemClock
 from longrunning.engine.kinds import ConflictPolicy, HandlerRegistry
 from longrunning.engine.signals import CancelSignals
 
 DEFAULT_PARENT = "projects/local/locations/local"
 MAX_WAIT_SECONDS = 300.0
+MAX_BATCH_START = 1000
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}"
 _PARENT = re.compile(rf"{_SEGMENT}(/{_SEGMENT})*")
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
@@ -124,6 +125,11 @@ def _fingerprint(start: StartRequest, target: str | None, timeout: float | None)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def _started(new: Operation, stored: Operation) -> Started:
+    lifecycle.check_same_request(new, stored)
+    return Started(stored, created=stored.id == new.id)
+
+
 def _visible(op: Operation) -> Operation:
     """The operation without what changes on every lease renewal, which watchers need not see."""
     return dataclasses.replace(op, version=0, lease_expires_at=None)
@@ -145,6 +151,32 @@ class OperationService:
 
     async def start(self, start: StartRequest) -> Started:
         """Store a new PENDING operation (or return the one its request id already made)."""
+        new = self._new_operation(start)
+        stored = await self.store.insert(new.op, exclusive_target=new.exclusive_target)
+        return _started(new.op, stored)
+
+    async def start_many(self, starts: Sequence[StartRequest]) -> list[Started]:
+        """Start every request, all or none, in one store transaction (ADR 0027). A request
+        that is not valid fails the whole batch, its message naming its position."""
+        if not 1 <= len(starts) <= MAX_BATCH_START:
+            raise InvalidRequest(
+                f"a batch holds 1 to {MAX_BATCH_START} requests, not {len(starts)}",
+                reason="INVALID_BATCH_SIZE",
+            )
+        new: list[NewOperation] = []
+        for position, start in enumerate(starts):
+            try:
+                new.append(self._new_operation(start))
+            except LongrunningError as exc:
+                exc.message = f"requests[{position}]: {exc.message}"
+                exc.args = (exc.message,)
+                exc.metadata.setdefault("position", str(position))
+                raise
+        stored = await self.store.insert_many(new)
+        return [_started(n.op, s) for n, s in zip(new, stored, strict=True)]
+
+    def _new_operation(self, start: StartRequest) -> NewOperation:
+        """Check a start request and build its PENDING operation (not stored yet)."""
         kind = self.registry.get(start.kind)
         parent = check_parent(start.parent)
         request = check_json_object(start.request, what="request")
@@ -189,17 +221,7 @@ class OperationService:
             idempotent=kind.idempotent,
             deadline=now + timedelta(seconds=timeout) if timeout is not None else None,
         )
-        stored = await self.store.insert(
-            op, exclusive_target=kind.conflict is ConflictPolicy.REJECT
-        )
-        if stored.id == op.id:
-            return Started(stored, created=True)
-        if stored.request_hash != op.request_hash:
-            raise OperationAlreadyExists(
-                f"request id {start.request_id!r} was already used for operation {stored.name} "
-                "with different parameters"
-            )
-        return Started(stored, created=False)
+        return NewOperation(op, exclusive_target=kind.conflict is ConflictPolicy.REJECT)
 
     async def ping(self) -> None:
         """Raise StoreError unless the store answers (for readiness probes)."""

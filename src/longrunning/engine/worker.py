@@ -30,6 +30,12 @@ from longrunning.engine.signals import CancelSignals
 
 log = logging.getLogger("longrunning.worker")
 
+CLAIM_BATCH = 64
+"""Operations claimed in one store transaction at most: bounds how long a claim holds locks."""
+CANCEL_PROBE_SECONDS = 0.01
+"""How often at most a busy store is probed for cancels of running operations."""
+"""Operations claimed in one store transaction at most: bounds how long a claim holds locks."""
+
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -82,19 +88,26 @@ class Worker:
             if self._stopping.is_set():
                 self._slots.release()
                 break
+            # Claim for every free slot at once: one store transaction instead of one each.
+            taken = 1
+            while taken < CLAIM_BATCH and not self._slots.locked():
+                await self._slots.acquire()  # a free slot: returns at once
+                taken += 1
             seen = self.store.change_count()
             try:
-                op = await self._claim(kinds)
+                ops = await self._claim(kinds, taken)
             except LongrunningError as exc:
                 log.warning("claim failed (%s); retrying", exc)
-                op = None
-            if op is None:
+                ops = []
+            for _ in range(taken - len(ops)):
                 self._slots.release()
+            if not ops:
                 await self._wait(seen, self.config.poll_seconds)
                 continue
-            self._launch(op)
+            for op in ops:
+                self._launch(op)
 
-    async def _claim(self, kinds: list[str]) -> Operation | None:
+    async def _claim(self, kinds: list[str], limit: int) -> list[Operation]:
         now = self.clock.now()
         claim = functools.partial(
             lifecycle.claim,
@@ -102,7 +115,9 @@ class Worker:
             lease_until=now + timedelta(seconds=self.config.lease_seconds),
             now=now,
         )
-        return await self.store.claim(kinds=kinds, queues=self.config.queues, now=now, claim=claim)
+        return await self.store.claim_many(
+            kinds=kinds, queues=self.config.queues, now=now, claim=claim, limit=limit
+        )
 
     def _launch(self, op: Operation) -> None:
         execution = Execution(
@@ -153,24 +168,37 @@ class Worker:
             self._slots.release()
 
     async def _supervise(self) -> None:
-        """Renew leases every heartbeat; between heartbeats, re-read running operations after a
-        store change (at most every `cancel_check_seconds`) to see cancels from other nodes."""
+        """Renew leases every heartbeat. Between heartbeats, after every store change: re-read
+        the running operations (at most every `cancel_check_seconds`, for cancels, deadlines
+        and fencing from other nodes), and in between only probe them for cancel requests,
+        which costs one read that decodes nothing (at most every CANCEL_PROBE_SECONDS)."""
         next_heartbeat = time.monotonic() + self.config.heartbeat_interval
+        last_refresh = 0.0
         while True:
             seen = self.store.change_count()
+            now = time.monotonic()
             try:
-                if time.monotonic() >= next_heartbeat:
-                    next_heartbeat = time.monotonic() + self.config.heartbeat_interval
+                if now >= next_heartbeat:
+                    next_heartbeat = now + self.config.heartbeat_interval
                     await self._renew_leases()
-                else:
+                elif now - last_refresh >= self.config.cancel_check_seconds:
+                    last_refresh = now
                     await self._refresh()
+                else:
+                    await self._probe_cancels()
                 timeout = max(next_heartbeat - time.monotonic(), 0.0)
                 await self.store.wait_for_change(seen, timeout)
             except Exception:
                 # Leases must keep being renewed: a dead supervisor would let every running
                 # operation be recovered and run twice. Log, and go on.
                 log.exception("worker supervisor pass failed; retrying")
-            await asyncio.sleep(self.config.cancel_check_seconds)
+                await asyncio.sleep(self.config.cancel_check_seconds)
+            # A change after a quiet spell is looked at at once; a busy store is looked at
+            # every CANCEL_PROBE_SECONDS at most.
+            interval = min(CANCEL_PROBE_SECONDS, self.config.cancel_check_seconds)
+            rest = now + interval - time.monotonic()
+            if rest > 0:
+                await asyncio.sleep(rest)
 
     async def _renew_leases(self) -> None:
         """Renew every lease this worker holds, in one store write, each fenced by its epoch."""
@@ -194,6 +222,17 @@ class Worker:
         executions = dict(self.executions)
         if executions:
             self._observe(executions, await self.store.get_many(executions))
+
+    async def _probe_cancels(self) -> None:
+        """Look for cancel requests among running operations not already stopping; re-read
+        and stop only those."""
+        executions = {k: e for k, e in self.executions.items() if e.stop_reason is None}
+        if not executions:
+            return
+        hits = await self.store.cancel_requested(executions)
+        if hits:
+            wanted = {op_id: executions[op_id] for op_id in hits}
+            self._observe(wanted, await self.store.get_many(wanted))
 
     def _observe(self, executions: dict[str, Execution], fresh: list[Operation]) -> None:
         found = {op.id: op for op in fresh}

@@ -170,59 +170,75 @@ def to_row(op: Operation, times: TimeCodec = MICROS) -> tuple[SqlValue, ...]:
     )
 
 
+_STATES = {state.value: state for state in State}
+_OUTCOMES = {outcome.value: outcome for outcome in CancelOutcome}
+_decode_json = json.JSONDecoder().decode
+
+
+def _loads(text: str) -> Any:
+    # Most stored objects are empty; listing decodes four per row, so skip the parser for them.
+    if text == "{}":
+        return {}
+    if text == "null":
+        return None
+    return _decode_json(text)
+
+
 def from_row(row: Sequence[Any], times: TimeCodec = MICROS) -> Operation:
-    v = dict(zip(COLUMNS, row, strict=True))
-
-    def _time(value: Any) -> datetime | None:
-        return None if value is None else times.decode(value)
-
+    # Positional, in COLUMNS order: this runs for every row of every page listed (W5).
+    (
+        op_id, parent, kind, state, create_time, update_time, cancellable, cancel_requested_at,
+        cancel_outcome, progress_percent, progress_phase, progress_eta, metadata, request,
+        result, error_code, error_message, error_details, error_severity, error_is_user_error,
+        start_time, end_time, attempt, max_attempts, idempotent, labels, request_id,
+        request_hash, target, queue, deadline, not_before, lease_owner, lease_epoch,
+        lease_expires_at, forgotten_at, title, version,
+    ) = row  # fmt: skip
+    decode = times.decode
     error = None
-    if v["error_code"] is not None:
+    if error_code is not None:
         error = Failure(
-            code=Code(v["error_code"]),
-            message=v["error_message"],
-            details=tuple(json.loads(v["error_details"])),
-            severity=v["error_severity"],
-            is_user_error=bool(v["error_is_user_error"]),
+            code=Code(error_code),
+            message=error_message,
+            details=tuple(_loads(error_details)),
+            severity=error_severity,
+            is_user_error=bool(error_is_user_error),
         )
-    create_time = _time(v["create_time"])
-    update_time = _time(v["update_time"])
-    assert create_time is not None and update_time is not None
     return Operation(
-        id=v["id"],
-        parent=v["parent"],
-        kind=v["kind"],
-        state=State(v["state"]),
-        create_time=create_time,
-        update_time=update_time,
-        cancellable=bool(v["cancellable"]),
-        cancel_requested_at=_time(v["cancel_requested_at"]),
-        cancel_outcome=None if v["cancel_outcome"] is None else CancelOutcome(v["cancel_outcome"]),
+        id=op_id,
+        parent=parent,
+        kind=kind,
+        state=_STATES[state],
+        create_time=decode(create_time),
+        update_time=decode(update_time),
+        cancellable=bool(cancellable),
+        cancel_requested_at=None if cancel_requested_at is None else decode(cancel_requested_at),
+        cancel_outcome=None if cancel_outcome is None else _OUTCOMES[cancel_outcome],
         progress=Progress(
-            percent=float(v["progress_percent"]),
-            phase=v["progress_phase"],
-            eta=_time(v["progress_eta"]),
+            percent=float(progress_percent),
+            phase=progress_phase,
+            eta=None if progress_eta is None else decode(progress_eta),
         ),
-        metadata=json.loads(v["metadata"]),
-        request=json.loads(v["request"]),
-        result=json.loads(v["result"]),
+        metadata=_loads(metadata),
+        request=_loads(request),
+        result=_loads(result),
         error=error,
-        start_time=_time(v["start_time"]),
-        end_time=_time(v["end_time"]),
-        attempt=v["attempt"],
-        max_attempts=v["max_attempts"],
-        idempotent=bool(v["idempotent"]),
-        labels=json.loads(v["labels"]),
-        request_id=v["request_id"],
-        request_hash=v["request_hash"],
-        target=v["target"],
-        queue=v["queue"],
-        deadline=_time(v["deadline"]),
-        not_before=_time(v["not_before"]),
-        lease_owner=v["lease_owner"],
-        lease_epoch=v["lease_epoch"],
-        lease_expires_at=_time(v["lease_expires_at"]),
-        forgotten_at=_time(v["forgotten_at"]),
-        title=v["title"],
-        version=v["version"],
+        start_time=None if start_time is None else decode(start_time),
+        end_time=None if end_time is None else decode(end_time),
+        attempt=attempt,
+        max_attempts=max_attempts,
+        idempotent=bool(idempotent),
+        labels=_loads(labels),
+        request_id=request_id,
+        request_hash=request_hash,
+        target=target,
+        queue=queue,
+        deadline=None if deadline is None else decode(deadline),
+        not_before=None if not_before is None else decode(not_before),
+        lease_owner=lease_owner,
+        lease_epoch=lease_epoch,
+        lease_expires_at=None if lease_expires_at is None else decode(lease_expires_at),
+        forgotten_at=None if forgotten_at is None else decode(forgotten_at),
+        title=title,
+        version=version,
     )

@@ -7,8 +7,9 @@ suite pins the SQL stores to it. Nothing survives the process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 
 from longrunning.core.errors import (
@@ -19,9 +20,10 @@ from longrunning.core.errors import (
     TargetBusy,
 )
 from longrunning.core.filtering import matches
+from longrunning.core.lifecycle import check_same_request
 from longrunning.core.listing import OperationQuery, Page, page_of, sort_key
 from longrunning.core.operation import Operation, State
-from longrunning.core.ports import Change, Claim
+from longrunning.core.ports import Change, Claim, NewOperation
 from longrunning.stores.changes import ChangeCounter
 
 
@@ -48,21 +50,22 @@ class MemoryStore:
 
     async def insert(self, op: Operation, *, exclusive_target: bool = False) -> Operation:
         async with self._lock:
-            if op.request_id is not None:
-                existing = self._request_ids.get((op.parent, op.request_id))
-                if existing is not None:
-                    return self._ops[existing]
-            if exclusive_target and op.target is not None:
-                holder = self._active_on(op.target)
-                if holder is not None:
-                    raise TargetBusy(f"target {op.target!r} is busy with operation {holder.id}")
-            if op.id in self._ops:
-                raise OperationAlreadyExists(
-                    f"operation {op.id} already exists", reason="OPERATION_EXISTS"
-                )
-            stored = dataclasses.replace(op, version=1)
-            self._put(stored, previous=None)
+            stored, created = self._insert_one(op, exclusive_target=exclusive_target)
+            if created:
+                self._changes.bump()
             return stored
+
+    async def insert_many(self, new: Sequence[NewOperation]) -> list[Operation]:
+        if not new:
+            return []
+        async with self._lock:
+            with self._all_or_nothing():
+                results = [self._insert_one(n.op, exclusive_target=n.exclusive_target) for n in new]
+                for n, (stored, _) in zip(new, results, strict=True):
+                    check_same_request(n.op, stored)
+            if any(created for _, created in results):
+                self._changes.bump()
+            return [stored for stored, _ in results]
 
     async def get(self, op_id: str) -> Operation:
         op = self._ops.get(op_id)
@@ -100,23 +103,34 @@ class MemoryStore:
                 )
             stored = dataclasses.replace(op, version=expected_version + 1)
             self._put(stored, previous=current)
+            self._changes.bump()
             return stored
 
     async def get_many(self, op_ids: Collection[str]) -> list[Operation]:
         return [self._ops[i] for i in dict.fromkeys(op_ids) if i in self._ops]
+
+    async def cancel_requested(self, op_ids: Collection[str]) -> set[str]:
+        return {
+            op_id
+            for op_id in op_ids
+            if (op := self._ops.get(op_id)) is not None and op.cancel_requested_at is not None
+        }
 
     async def apply_many(self, op_ids: Collection[str], change: Change) -> list[Operation]:
         async with self._lock:
             current = [self._ops[i] for i in dict.fromkeys(op_ids) if i in self._ops]
             changed = [change(op) for op in current]  # all or nothing, should one raise
             result: list[Operation] = []
-            for op, new in zip(current, changed, strict=True):
-                if new is None:
-                    result.append(op)
-                    continue
-                stored = dataclasses.replace(new, version=op.version + 1)
-                self._put(stored, previous=op)
-                result.append(stored)
+            with self._all_or_nothing():  # a request id clash may stop it halfway
+                for op, new in zip(current, changed, strict=True):
+                    if new is None:
+                        result.append(op)
+                        continue
+                    stored = dataclasses.replace(new, version=op.version + 1)
+                    self._put(stored, previous=op)
+                    result.append(stored)
+            if any(new is not None for new in changed):
+                self._changes.bump()
             return result
 
     async def delete(self, op_id: str) -> None:
@@ -130,28 +144,55 @@ class MemoryStore:
     async def claim(
         self, *, kinds: Collection[str], queues: Collection[str], now: datetime, claim: Claim
     ) -> Operation | None:
+        claimed = await self.claim_many(kinds=kinds, queues=queues, now=now, claim=claim, limit=1)
+        return claimed[0] if claimed else None
+
+    async def claim_many(
+        self,
+        *,
+        kinds: Collection[str],
+        queues: Collection[str],
+        now: datetime,
+        claim: Claim,
+        limit: int,
+    ) -> list[Operation]:
+        if limit <= 0 or not kinds or not queues:
+            return []
         async with self._lock:
             busy = {
                 op.target
                 for op in self._ops.values()
                 if op.state is State.RUNNING and op.target is not None
             }
-            candidates = [
-                op
-                for op in self._ops.values()
-                if op.state is State.PENDING
-                and op.cancel_requested_at is None
-                and op.kind in kinds
-                and op.queue in queues
-                and (op.not_before is None or op.not_before <= now)
-                and (op.target is None or op.target not in busy)
-            ]
-            if not candidates:
-                return None
-            current = min(candidates, key=sort_key)
-            stored = dataclasses.replace(claim(current), version=current.version + 1)
-            self._put(stored, previous=current)
-            return stored
+            candidates = sorted(
+                (
+                    op
+                    for op in self._ops.values()
+                    if op.state is State.PENDING
+                    and op.cancel_requested_at is None
+                    and op.kind in kinds
+                    and op.queue in queues
+                    and (op.not_before is None or op.not_before <= now)
+                ),
+                key=sort_key,
+            )
+            claimed: list[Operation] = []
+            with self._all_or_nothing():
+                # Only this batch changes anything while the lock is held, so the candidates stay
+                # as they were except for the targets the batch itself makes busy.
+                for current in candidates:
+                    if len(claimed) == limit:
+                        break
+                    if current.target is not None and current.target in busy:
+                        continue
+                    stored = dataclasses.replace(claim(current), version=current.version + 1)
+                    self._put(stored, previous=current)
+                    claimed.append(stored)
+                    if stored.state is State.RUNNING and stored.target is not None:
+                        busy.add(stored.target)
+            if claimed:
+                self._changes.bump()
+            return claimed
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[Operation]:
         expired = [
@@ -199,8 +240,38 @@ class MemoryStore:
                 return op
         return None
 
+    def _insert_one(self, op: Operation, *, exclusive_target: bool) -> tuple[Operation, bool]:
+        """`insert` under the lock: the operation as stored, and whether it is new."""
+        if op.request_id is not None:
+            existing = self._request_ids.get((op.parent, op.request_id))
+            if existing is not None:
+                return self._ops[existing], False
+        if exclusive_target and op.target is not None:
+            holder = self._active_on(op.target)
+            if holder is not None:
+                raise TargetBusy(f"target {op.target!r} is busy with operation {holder.id}")
+        if op.id in self._ops:
+            raise OperationAlreadyExists(
+                f"operation {op.id} already exists", reason="OPERATION_EXISTS"
+            )
+        stored = dataclasses.replace(op, version=1)
+        self._put(stored, previous=None)
+        return stored, True
+
+    @contextlib.contextmanager
+    def _all_or_nothing(self) -> Iterator[None]:
+        """Puts everything back as it was if the body raises: a batch is one transaction."""
+        ops, request_ids = dict(self._ops), dict(self._request_ids)
+        try:
+            yield
+        except BaseException:
+            self._ops, self._request_ids = ops, request_ids
+            raise
+
     def _put(self, op: Operation, *, previous: Operation | None) -> None:
-        """Store `op` (a new one, or `previous` changed), keeping request ids unique per parent."""
+        """Store `op` (a new one, or `previous` changed), keeping request ids unique per parent.
+
+        The caller bumps the change counter once its whole write succeeded."""
         if op.request_id is not None:
             holder = self._request_ids.get((op.parent, op.request_id))
             if holder is not None and holder != op.id:
@@ -212,7 +283,6 @@ class MemoryStore:
         if op.request_id is not None:
             self._request_ids[(op.parent, op.request_id)] = op.id
         self._ops[op.id] = op
-        self._changes.bump()
 
     def _forget_request_id(self, op: Operation) -> None:
         if op.request_id is not None:

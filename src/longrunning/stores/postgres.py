@@ -1,15 +1,16 @@
 """PostgresStore: operations in one PostgreSQL database that many API nodes and workers share.
 
-PostgreSQL is the coordinator: claims lock rows with FOR UPDATE SKIP LOCKED, every change is a
-version compare-and-set, targets are serialized by transaction-scoped advisory locks, and a
-trigger NOTIFYs every commit to the other nodes (stores/postgres_listen.py). No lifecycle rules
-here: claims apply the caller's pure transition, exactly as the SQLite store does.
+PostgreSQL is the coordinator: claims lock rows with FOR UPDATE SKIP LOCKED and targets are
+serialized by transaction-scoped advisory locks (stores/postgres_claims.py), every change is a
+version compare-and-set, and a trigger NOTIFYs every commit to the other nodes
+(stores/postgres_listen.py). No lifecycle rules here: claims apply the caller's pure transition,
+exactly as the SQLite store does.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -22,9 +23,10 @@ from longrunning.core.errors import (
     StoreConflict,
     TargetBusy,
 )
+from longrunning.core.lifecycle import check_same_request
 from longrunning.core.listing import OperationQuery, Page, page_of
 from longrunning.core.operation import Operation
-from longrunning.core.ports import Change, Claim
+from longrunning.core.ports import Change, Claim, NewOperation
 from longrunning.stores._rows import (
     ACTIVE_STATES,
     COLUMNS,
@@ -37,6 +39,7 @@ from longrunning.stores._rows import (
 )
 from longrunning.stores.changes import ChangeCounter, ShieldedWrites
 from longrunning.stores.migrate import apply, check, load_migrations
+from longrunning.stores.postgres_claims import Connection, claim_batch, lock_target
 from longrunning.stores.postgres_connections import (
     PostgresSchema,
     check_server,
@@ -49,7 +52,6 @@ from longrunning.stores.postgres_listen import ChangeListener
 from longrunning.stores.sql_filter import POSTGRES, where_sql
 
 _T = TypeVar("_T")
-Connection = psycopg.AsyncConnection[TupleRow]
 Work = Callable[[Connection], Awaitable[tuple[_T, bool]]]
 """A transaction's body: its result, and whether it changed anything."""
 
@@ -58,6 +60,8 @@ _INSERT = (
     f"INSERT INTO operations ({SELECT_COLUMNS}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
     " ON CONFLICT (parent, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING id"
 )
+_INSERT_CHUNK = 1000
+"""Rows per multi-row INSERT: 38 parameters each, under PostgreSQL's 65,535."""
 _KEPT_IF_SAME = frozenset({"request", "metadata", "result"})
 """Payloads a progress write re-sends unchanged: rewriting a large (TOASTed) one would leave a dead
 copy behind at every write, so the stored value is kept when the text is the same."""
@@ -73,20 +77,6 @@ _UPDATE = (
 )
 _ACTIVE_ON_TARGET = (
     f"SELECT id FROM operations WHERE target = %s AND state IN {ACTIVE_STATES} LIMIT 1"
-)
-_RUNNING_ON_TARGET = (
-    f"SELECT 1 FROM operations WHERE target = %s AND state IN {ACTIVE_STATES}"
-    " AND state = 'RUNNING' AND id <> %s LIMIT 1"
-)
-# Candidates whose target another claimer holds right now are skipped over, up to this many.
-_CLAIM_CANDIDATES = 8
-_CLAIMABLE = (
-    f"{_SELECT} AS o WHERE o.state = 'PENDING' AND o.cancel_requested_at IS NULL"
-    " AND o.kind = ANY(%s) AND o.queue = ANY(%s) AND NOT (o.id = ANY(%s))"
-    " AND (o.not_before IS NULL OR o.not_before <= %s)"
-    " AND (o.target IS NULL OR NOT EXISTS (SELECT 1 FROM operations AS r"
-    f" WHERE r.target = o.target AND r.state IN {ACTIVE_STATES} AND r.state = 'RUNNING'))"
-    " ORDER BY o.create_time, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED"
 )
 
 
@@ -141,37 +131,41 @@ class PostgresStore:
         await self._read(lambda conn: _fetch(conn, "SELECT 1"))
 
     async def insert(self, op: Operation, *, exclusive_target: bool = False) -> Operation:
-        async def work(conn: Connection) -> tuple[Operation, bool]:
-            if op.request_id is not None:
-                existing = await self._by_request_id(conn, op)
-                if existing is not None:
-                    return existing, False
-            if exclusive_target and op.target is not None:
-                await _lock_target(conn, op.target)
-                holders = await _fetch(conn, _ACTIVE_ON_TARGET, (op.target,))
-                if holders:
-                    raise TargetBusy(f"target {op.target!r} is busy with operation {holders[0][0]}")
-            stored = dataclasses.replace(op, version=1)
-            try:
-                inserted = await _fetch(conn, _INSERT, to_row(stored, DATETIME))
-            except psycopg.errors.UniqueViolation:  # the id is taken; the transaction is void
-                raise OperationAlreadyExists(
-                    f"operation {op.id} already exists", reason="OPERATION_EXISTS"
-                ) from None
-            if inserted:
-                return stored, True
-            # Another node inserted the same request id meanwhile; it has committed by now.
-            existing = await self._by_request_id(conn, op)
-            if existing is None:
-                raise StoreConflict(f"operation {op.id}: its request id vanished; retry")
-            return existing, False
+        return await self._write(lambda conn: _insert(conn, op, exclusive_target=exclusive_target))
+
+    async def insert_many(self, new: Sequence[NewOperation]) -> list[Operation]:
+        batch = list(new)
+        if not batch:
+            return []
+        # Every target lock up front, in one order everywhere: two batches never each hold a
+        # target the other waits for.
+        targets = sorted(
+            {n.op.target for n in batch if n.exclusive_target and n.op.target is not None}
+        )
+
+        async def work(conn: Connection) -> tuple[list[Operation], bool]:
+            for target in targets:
+                await lock_target(conn, target)
+            # Plain operations (no request id, no target) cannot meet one another or a stored
+            # one except by id, whatever the order: one multi-row INSERT for them all.
+            plain = [
+                i
+                for i, n in enumerate(batch)
+                if n.op.request_id is None and n.op.target is None and not n.exclusive_target
+            ]
+            results: list[tuple[Operation, bool] | None] = [None] * len(batch)
+            inserted = await _insert_plain(conn, [batch[i].op for i in plain])
+            for i, stored in zip(plain, inserted, strict=True):
+                results[i] = (stored, True)
+            for i, n in enumerate(batch):
+                if results[i] is None:
+                    results[i] = await _insert(conn, n.op, exclusive_target=n.exclusive_target)
+            done = [r for r in results if r is not None]
+            for n, (stored, _) in zip(batch, done, strict=True):
+                check_same_request(n.op, stored)
+            return [stored for stored, _ in done], any(created for _, created in done)
 
         return await self._write(work)
-
-    async def _by_request_id(self, conn: Connection, op: Operation) -> Operation | None:
-        sql = f"{_SELECT} WHERE parent = %s AND request_id = %s"
-        rows = await _fetch(conn, sql, (op.parent, op.request_id))
-        return _op(rows[0]) if rows else None
 
     async def get(self, op_id: str) -> Operation:
         rows = await self._read(lambda conn: _fetch(conn, f"{_SELECT} WHERE id = %s", (op_id,)))
@@ -204,7 +198,9 @@ class PostgresStore:
         async def work(conn: Connection) -> tuple[Operation, bool]:
             return await _compare_and_set(conn, op, expected_version), True
 
-        return await self._write(work)
+        # One UPDATE is atomic on its own: no BEGIN and COMMIT round trips (every outcome,
+        # progress and cancel is a replace).
+        return await self._write(work, transaction=False)
 
     async def get_many(self, op_ids: Collection[str]) -> list[Operation]:
         ids = list(dict.fromkeys(op_ids))
@@ -212,6 +208,14 @@ class PostgresStore:
             return []
         sql = f"{_SELECT} WHERE id = ANY(%s)"
         return [_op(row) for row in await self._read(lambda conn: _fetch(conn, sql, (ids,)))]
+
+    async def cancel_requested(self, op_ids: Collection[str]) -> set[str]:
+        ids = list(dict.fromkeys(op_ids))
+        if not ids:
+            return set()
+        sql = "SELECT id FROM operations WHERE id = ANY(%s) AND cancel_requested_at IS NOT NULL"
+        rows = await self._read(lambda conn: _fetch(conn, sql, (ids,)))
+        return {row[0] for row in rows}
 
     async def apply_many(self, op_ids: Collection[str], change: Change) -> list[Operation]:
         ids = sorted(set(op_ids))  # rows locked in one order everywhere: no deadlocks
@@ -242,26 +246,28 @@ class PostgresStore:
     async def claim(
         self, *, kinds: Collection[str], queues: Collection[str], now: datetime, claim: Claim
     ) -> Operation | None:
-        kind_list, queue_list = list(kinds), list(queues)
-        if not kind_list or not queue_list:
-            return None
+        claimed = await self.claim_many(kinds=kinds, queues=queues, now=now, claim=claim, limit=1)
+        return claimed[0] if claimed else None
 
-        async def work(conn: Connection) -> tuple[Operation | None, bool]:
-            passed: list[str] = []
-            for _ in range(_CLAIM_CANDIDATES):
-                rows = await _fetch(conn, _CLAIMABLE, (kind_list, queue_list, passed, now))
-                if not rows:
-                    return None, False
-                current = _op(rows[0])
-                if current.target is not None:
-                    # Two claimers must not both start work on one target: whoever takes the
-                    # target's lock second sees the first's claim once it has committed.
-                    await _lock_target(conn, current.target)
-                    if await _fetch(conn, _RUNNING_ON_TARGET, (current.target, current.id)):
-                        passed.append(current.id)
-                        continue
-                return await _compare_and_set(conn, claim(current), current.version), True
-            return None, False
+    async def claim_many(
+        self,
+        *,
+        kinds: Collection[str],
+        queues: Collection[str],
+        now: datetime,
+        claim: Claim,
+        limit: int,
+    ) -> list[Operation]:
+        kind_list, queue_list = list(kinds), list(queues)
+        if limit <= 0 or not kind_list or not queue_list:
+            return []
+
+        async def work(conn: Connection) -> tuple[list[Operation], bool]:
+            def take(current: Operation) -> Awaitable[Operation]:
+                return _compare_and_set(conn, claim(current), current.version)
+
+            claimed = await claim_batch(conn, kind_list, queue_list, now, take, limit=limit)
+            return claimed, bool(claimed)
 
         return await self._write(work)
 
@@ -304,13 +310,19 @@ class PostgresStore:
     async def wait_for_change(self, seen: int, timeout: float) -> int:
         return await self._changes.wait(seen, timeout)
 
-    async def _write(self, work: Work[_T]) -> _T:
-        return await self._writes.run(self._write_now(work))
+    async def _write(self, work: Work[_T], *, transaction: bool = True) -> _T:
+        """Run `work` in a transaction; with `transaction=False` its statements autocommit, for
+        a work whose one write is a single statement."""
+        return await self._writes.run(self._write_now(work, transaction))
 
-    async def _write_now(self, work: Work[_T]) -> _T:
+    async def _write_now(self, work: Work[_T], transaction: bool) -> _T:
         with translated_errors("write failed"):
-            async with self._pool.connection() as conn, conn.transaction():
-                result, changed = await work(conn)
+            async with self._pool.connection() as conn:
+                if transaction:
+                    async with conn.transaction():
+                        result, changed = await work(conn)
+                else:
+                    result, changed = await work(conn)
         if changed:
             self._changes.bump()
         return result
@@ -321,13 +333,60 @@ class PostgresStore:
                 return await query(conn)
 
 
+async def _insert(
+    conn: Connection, op: Operation, *, exclusive_target: bool
+) -> tuple[Operation, bool]:
+    """`insert` inside a transaction: the operation as stored, and whether it is new."""
+    if op.request_id is not None:
+        existing = await _by_request_id(conn, op)
+        if existing is not None:
+            return existing, False
+    if exclusive_target and op.target is not None:
+        await lock_target(conn, op.target)
+        holders = await _fetch(conn, _ACTIVE_ON_TARGET, (op.target,))
+        if holders:
+            raise TargetBusy(f"target {op.target!r} is busy with operation {holders[0][0]}")
+    stored = dataclasses.replace(op, version=1)
+    try:
+        inserted = await _fetch(conn, _INSERT, to_row(stored, DATETIME))
+    except psycopg.errors.UniqueViolation:  # the id is taken; the transaction is void
+        raise OperationAlreadyExists(
+            f"operation {op.id} already exists", reason="OPERATION_EXISTS"
+        ) from None
+    if inserted:
+        return stored, True
+    # Another node inserted the same request id meanwhile; it has committed by now.
+    existing = await _by_request_id(conn, op)
+    if existing is None:
+        raise StoreConflict(f"operation {op.id}: its request id vanished; retry")
+    return existing, False
+
+
+async def _insert_plain(conn: Connection, ops: list[Operation]) -> list[Operation]:
+    """Insert operations without request ids in one statement per chunk; all are new."""
+    stored = [dataclasses.replace(op, version=1) for op in ops]
+    row = f"({', '.join(['%s'] * len(COLUMNS))})"
+    for start in range(0, len(stored), _INSERT_CHUNK):
+        chunk = stored[start : start + _INSERT_CHUNK]
+        sql = f"INSERT INTO operations ({SELECT_COLUMNS}) VALUES {', '.join([row] * len(chunk))}"
+        try:
+            await conn.execute(sql.encode(), [v for op in chunk for v in to_row(op, DATETIME)])
+        except psycopg.errors.UniqueViolation:  # an id is taken; the transaction is void
+            raise OperationAlreadyExists(
+                "an operation of the batch already exists", reason="OPERATION_EXISTS"
+            ) from None
+    return stored
+
+
+async def _by_request_id(conn: Connection, op: Operation) -> Operation | None:
+    sql = f"{_SELECT} WHERE parent = %s AND request_id = %s"
+    rows = await _fetch(conn, sql, (op.parent, op.request_id))
+    return _op(rows[0]) if rows else None
+
+
 async def _fetch(conn: Connection, sql: str, params: Any = None) -> list[TupleRow]:
     cursor = await conn.execute(sql.encode(), params)
     return await cursor.fetchall() if cursor.description is not None else []
-
-
-async def _lock_target(conn: Connection, target: str) -> None:
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (target,))
 
 
 def _op(row: TupleRow) -> Operation:

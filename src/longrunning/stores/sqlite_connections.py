@@ -1,6 +1,7 @@
-"""SQLite connections for a file that several processes share: opening them with the pragmas
-that make sharing safe, running statements and IMMEDIATE transactions on them, and migrating the
-schema through them. No operation semantics here: those live in `stores.sqlite`.
+"""SQLite connections for a file that several processes share: opening the reader (aiosqlite)
+and the writer (plain sqlite3, driven by `stores.sqlite_writer`) with the pragmas that make
+sharing safe, running statements on them, and migrating the schema through the writer. No
+operation semantics here: those live in `stores.sqlite`.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 
@@ -20,6 +21,7 @@ from longrunning.core.errors import StoreError
 from longrunning.core.timestamps import format_timestamp
 from longrunning.stores._rows import SqlValue
 from longrunning.stores.migrate import Migration
+from longrunning.stores.sqlite_writer import GroupCommitWriter
 
 BUSY_TIMEOUT_MS = 10_000
 """How long a statement waits for another connection's write lock before failing."""
@@ -27,7 +29,6 @@ MIN_SQLITE_VERSION = (3, 37, 0)
 """STRICT tables; JSON functions, RETURNING and row values are older."""
 
 _log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 Row = Sequence[Any]
 Params = Sequence[SqlValue]
 
@@ -36,31 +37,18 @@ _MIGRATIONS_TABLE = (
     " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT"
 )
 
-Work = Callable[[aiosqlite.Connection], Awaitable[tuple[_T, bool]]]
-"""A write transaction's body: its result, and whether it changed anything."""
-
 
 async def run(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[Row]:
+    """A statement on the reader connection."""
     return list(await conn.execute_fetchall(sql, params))
 
 
-async def transaction(conn: aiosqlite.Connection, work: Work[_T]) -> tuple[_T, bool]:
-    # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
-    # writes can fail with SQLITE_BUSY without waiting when another process wrote meanwhile.
-    await run(conn, "BEGIN IMMEDIATE")
-    try:
-        result = await work(conn)
-        await run(conn, "COMMIT")
-    except BaseException:
-        try:
-            await conn.rollback()
-        except sqlite3.Error:
-            _log.exception("rollback failed")
-        raise
-    return result
+def run_sync(conn: sqlite3.Connection, sql: str, params: Params = ()) -> list[Row]:
+    """A statement on the writer connection, in the writer's thread."""
+    return conn.execute(sql, params).fetchall()
 
 
-async def connect(path: Path, *, writer: bool) -> aiosqlite.Connection:
+async def connect_reader(path: Path) -> aiosqlite.Connection:
     # isolation_level=None: the sqlite3 module opens no transactions of its own.
     pending = aiosqlite.connect(path, isolation_level=None)
     try:
@@ -72,24 +60,49 @@ async def connect(path: Path, *, writer: bool) -> aiosqlite.Connection:
         raise
     try:
         await run(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await run(conn, "PRAGMA foreign_keys = ON")
-        # FULL syncs the WAL at every commit: an acknowledged write survives power loss.
-        await run(conn, "PRAGMA synchronous = FULL")
-        if writer:
-            await _use_wal(conn, path)
-        else:
-            await run(conn, "PRAGMA query_only = ON")
+        await run(conn, "PRAGMA query_only = ON")
     except BaseException:
         await conn.close()
         raise
     return conn
 
 
-async def _use_wal(conn: aiosqlite.Connection, path: Path) -> None:
+POINT_READ_BUSY_MS = 20
+"""How long a read on the event loop's thread may wait for the file before going elsewhere."""
+
+
+def connect_point_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection for reads by primary key on the event loop's thread."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        run_sync(conn, f"PRAGMA busy_timeout = {POINT_READ_BUSY_MS}")
+        run_sync(conn, "PRAGMA query_only = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_writer(path: Path) -> sqlite3.Connection:
+    """Blocking: call it in a thread. The connection may then move to the writer's thread."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        run_sync(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        run_sync(conn, "PRAGMA foreign_keys = ON")
+        # FULL syncs the WAL at every commit: an acknowledged write survives power loss.
+        run_sync(conn, "PRAGMA synchronous = FULL")
+        _use_wal(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _use_wal(conn: sqlite3.Connection, path: Path) -> None:
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     while True:
         try:
-            mode = (await run(conn, "PRAGMA journal_mode = WAL"))[0][0]
+            mode = run_sync(conn, "PRAGMA journal_mode = WAL")[0][0]
             break
         except sqlite3.OperationalError as exc:
             # While other connections set up the same new file, the switch can fail with
@@ -97,7 +110,7 @@ async def _use_wal(conn: aiosqlite.Connection, path: Path) -> None:
             busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
             if not busy or time.monotonic() > deadline:
                 raise
-            await asyncio.sleep(0.01)
+            time.sleep(0.01)
     if str(mode).lower() != "wal":
         raise StoreError(f"SQLite cannot use WAL for {path} (journal mode {mode})")
 
@@ -120,28 +133,30 @@ def _statements(script: str) -> list[str]:
 
 
 class SQLiteSchema:
-    """Runs migrations on the writer connection (see `stores.migrate`)."""
+    """Runs migrations through the store's writer (see `stores.migrate`)."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    def __init__(self, writer: GroupCommitWriter) -> None:
+        self._writer = writer
 
     async def applied_versions(self) -> set[int]:
-        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-        if not await run(self._conn, sql):
-            return set()
-        return {
-            int(row[0]) for row in await run(self._conn, "SELECT version FROM schema_migrations")
-        }
+        def read(conn: sqlite3.Connection) -> tuple[set[int], bool]:
+            sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            if not run_sync(conn, sql):
+                return set(), False
+            rows = run_sync(conn, "SELECT version FROM schema_migrations")
+            return {int(row[0]) for row in rows}, False
+
+        return await self._writer.write(read)
 
     async def apply_migration(self, migration: Migration) -> bool:
-        async def work(conn: aiosqlite.Connection) -> tuple[bool, bool]:
-            await run(conn, _MIGRATIONS_TABLE)
+        def work(conn: sqlite3.Connection) -> tuple[bool, bool]:
+            run_sync(conn, _MIGRATIONS_TABLE)
             sql = "SELECT 1 FROM schema_migrations WHERE version = ?"
-            if await run(conn, sql, (migration.version,)):
+            if run_sync(conn, sql, (migration.version,)):
                 return False, False
             for statement in _statements(migration.sql):
-                await run(conn, statement)
-            await run(
+                run_sync(conn, statement)
+            run_sync(
                 conn,
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.name, format_timestamp(datetime.now(UTC))),
@@ -149,5 +164,4 @@ class SQLiteSchema:
             _log.info("applied SQLite migration %s", migration.label)
             return True, True
 
-        ran, _ = await transaction(self._conn, work)
-        return ran
+        return await self._writer.write(work)

@@ -176,6 +176,29 @@ def start_request_from_json(body: object) -> StartRequest:
     )
 
 
+def batch_start_from_json(body: object) -> list[tuple[StartRequest, bool]]:
+    """Validate a batch start body, `{"requests": [start request, ...]}`; each start request
+    with whether it named its parent. A bad one fails the batch, naming its position."""
+    if not isinstance(body, dict) or set(body) - {"requests"}:
+        raise InvalidRequest(
+            'the body must be a JSON object with one field, "requests"', reason="INVALID_BODY"
+        )
+    requests = body.get("requests")
+    if not isinstance(requests, list):
+        raise _field_error(f"requests must be a JSON array, not {_json_type(requests)}")
+    starts: list[tuple[StartRequest, bool]] = []
+    for position, item in enumerate(requests):
+        try:
+            starts.append(
+                (start_request_from_json(item), isinstance(item, dict) and "parent" in item)
+            )
+        except InvalidRequest as exc:
+            raise InvalidRequest(
+                f"requests[{position}]: {exc.message}", reason=exc.reason
+            ) from None
+    return starts
+
+
 def _timeout_seconds(value: object) -> float | None:
     if value is None:
         return None

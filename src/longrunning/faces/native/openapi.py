@@ -239,6 +239,45 @@ _PATHS: dict[str, Any] = {
             },
         },
     },
+    "/api/v1/operations:batchStart": {
+        "post": {
+            "operationId": "batchStartOperations",
+            "summary": "Start 1 to 1000 operations, all or none, in one store transaction. A bad "
+            "request fails the batch and its message names its position (requests[i]).",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["requests"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "requests": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": 1000,
+                                    "items": {"$ref": "#/components/schemas/StartRequest"},
+                                }
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "The operations, in request order (an earlier start of a "
+                    "requestId gives that operation).",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/OperationList"}
+                        }
+                    },
+                },
+                **_errors(400, 409, 413, 415),
+            },
+        },
+    },
     "/api/v1/operations/{operationId}": {
         "parameters": [_OPERATION_ID],
         "get": {

@@ -168,6 +168,19 @@ def native_routes(
         status = 201 if started.created else 200
         return _operation(started.operation, status, {"Location": _location(started.operation)})
 
+    async def batch_start(request: Request) -> Response:
+        starts = codec.batch_start_from_json(await read_json_object(request, max_body_bytes))
+        requests = [
+            start
+            if named or databases is None
+            else dataclasses.replace(start, parent=_database_parent(databases, start))
+            for start, named in starts
+        ]
+        started = await service.start_many(requests)
+        return JSONResponse(
+            {"operations": [codec.operation_to_json(one.operation) for one in started]}
+        )
+
     async def list_operations(request: Request) -> Response:
         page = await service.list(codec.list_query_from_params(request.query_params))
         return JSONResponse(codec.page_to_json(page))
@@ -238,6 +251,7 @@ def native_routes(
 
     routes: list[BaseRoute] = [
         route(PREFIX, {"GET": list_operations, "POST": start}),
+        route(PREFIX + ":batchStart", {"POST": batch_start}),
         Route(PREFIX + "/{name}", _guarded(member), methods=_ALL_METHODS),
         route("/openapi.json", {"GET": openapi}),
         route("/healthz", {"GET": healthz}),
