@@ -46,7 +46,10 @@ _T = TypeVar("_T")
 SQLITE = "longrunning-sqlite"
 POSTGRES = "longrunning-postgres"
 W1_CLIENT_CONCURRENCY = 32
-"""Starts in flight at once from the client (one HTTP connection each)."""
+"""Single starts in flight at once from the client (one HTTP connection each)."""
+W1_BATCH = 100
+"""Starts per `:batchStart` request in W1 (the batched variants)."""
+W1_BATCHES_IN_FLIGHT = 4
 W1_DEADLINE_SECONDS = 300.0
 W2_WARMUP = 5
 W3_STEPS = 6000
@@ -228,20 +231,26 @@ def _with_failures(note: str, failures: list[str]) -> str:
 # W1: throughput
 
 
-async def w1_once(url: str, operations: int) -> tuple[float, Json]:
-    """Start `operations` bench.noop operations with W1_CLIENT_CONCURRENCY in flight; time from
+async def w1_once(url: str, operations: int, *, batch: int = 1) -> tuple[float, Json]:
+    """Start `operations` bench.noop operations, one per request with W1_CLIENT_CONCURRENCY in
+    flight, or `batch` per `:batchStart` request with W1_BATCHES_IN_FLIGHT in flight; time from
     the first start until a listing shows none left undone. Returns ops/s and details."""
     async with http_client(url, W1_CLIENT_CONCURRENCY + 2) as http:
-        remaining = iter(range(operations))
         body = {"kind": "bench.noop"}
+        sizes = [min(batch, operations - i) for i in range(0, operations, batch)]
+        remaining = iter(sizes)
 
         async def starter() -> None:
-            for _ in remaining:
-                await _json(http.post(API, json=body))
+            for size in remaining:
+                if batch == 1:
+                    await _json(http.post(API, json=body))
+                else:
+                    await _json(http.post(f"{API}:batchStart", json={"requests": [body] * size}))
 
         began = time.monotonic()
         async with asyncio.timeout(W1_DEADLINE_SECONDS):
-            await asyncio.gather(*(starter() for _ in range(W1_CLIENT_CONCURRENCY)))
+            in_flight = W1_CLIENT_CONCURRENCY if batch == 1 else W1_BATCHES_IN_FLIGHT
+            await asyncio.gather(*(starter() for _ in range(in_flight)))
             started = time.monotonic()
             undone = {"filter": "done = false", "pageSize": "1"}
             # Polling the server is the point: what a client sees is what is measured.
@@ -257,20 +266,33 @@ async def w1_once(url: str, operations: int) -> tuple[float, Json]:
     return operations / elapsed, details
 
 
-async def measure_w1(system: str, scale: Scale, extra_workers: int) -> Result:
-    workload = "W1" if extra_workers == 0 else f"W1.workers{extra_workers + 1}"
+W1_VARIANTS = {
+    "W1": (0, W1_BATCH),
+    "W1.workers2": (1, W1_BATCH),
+    "W1.single": (0, 1),
+}
+"""Each W1 variant: (worker processes beside serve's embedded one, starts per request)."""
+
+
+async def measure_w1(system: str, scale: Scale, workload: str) -> Result:
+    extra_workers, batch = W1_VARIANTS[workload]
 
     async def once(rep: int) -> tuple[float, Json]:
         tag = f"w1-{system}-{rep}"
         async with running_system(system, scale, tag, extra_workers=extra_workers) as url:
             # A short warm-up, so that imports and first connections are not timed.
-            await w1_once(url, min(50, scale.w1_operations))
-            return await w1_once(url, scale.w1_operations)
+            await w1_once(url, min(50, scale.w1_operations), batch=batch)
+            return await w1_once(url, scale.w1_operations, batch=batch)
 
     done, failures = await repeat(scale, f"{workload} on {system}", once)
     samples = [round(ops_per_second, 1) for ops_per_second, _ in done]
     details = [detail for _, detail in done]
     processes = "serve (embedded worker)" + (f" + {extra_workers} worker" if extra_workers else "")
+    how = (
+        f"one per request, {W1_CLIENT_CONCURRENCY} in flight"
+        if batch == 1
+        else f"{batch} per :batchStart request, {W1_BATCHES_IN_FLIGHT} in flight"
+    )
     return Result(
         workload=workload,
         system=system,
@@ -279,8 +301,8 @@ async def measure_w1(system: str, scale: Scale, extra_workers: int) -> Result:
         higher_is_better=True,
         samples=samples,
         note=_with_failures(
-            f"{scale.w1_operations} bench.noop starts over HTTP, {W1_CLIENT_CONCURRENCY} in "
-            f"flight, until a listing shows none undone; {processes}, 16 slots each",
+            f"{scale.w1_operations} bench.noop starts over HTTP, {how}, until a listing shows "
+            f"none undone; {processes}, 16 slots each",
             failures,
         ),
         extra={"operations": scale.w1_operations, "repetitions": details, "failures": failures},
@@ -658,11 +680,10 @@ async def measure(workloads: set[str], scale: Scale) -> list[Result]:
                 )
             continue
         if "W1" in workloads:
-            for extra in (0, 1):
-                name = "W1" if extra == 0 else "W1.workers2"
+            for name in W1_VARIANTS:
                 print(f"bench: {name} on {system}", file=sys.stderr)
                 results += await _guarded(
-                    _one(measure_w1(system, scale, extra)), name, system, "ops_per_second"
+                    _one(measure_w1(system, scale, name)), name, system, "ops_per_second"
                 )
         if "W2" in workloads:
             print(f"bench: W2 on {system}", file=sys.stderr)

@@ -49,6 +49,8 @@ from bench import load
 from bench.longrunning_core import (
     POSTGRES,
     SQLITE,
+    W1_BATCH,
+    W1_BATCHES_IN_FLIGHT,
     fresh_store,
     http_client,
     percentile,
@@ -78,8 +80,6 @@ W5_FILTERS = {
 }
 W6_WORKER_CONCURRENCY = 16
 """Per worker process in W6.workersN: the worker's default."""
-W6_START_CONCURRENCY = 64
-"""Starts in flight at once while filling W6.running."""
 
 
 def _env(store_url: str, data_dir: Path) -> dict[str, str]:
@@ -431,7 +431,7 @@ async def measure_w6_workers(workers: int, scale: Scale) -> Result:
             worker = ["worker", "--concurrency", str(W6_WORKER_CONCURRENCY)]
             serve = ["serve", "--port", "0", "--workers", "0"]
             with _nodes(store_url, run_dir, serve, *([worker] * workers)) as nodes:
-                rate, detail = await w1_once(nodes[0].url, scale.w1_operations)
+                rate, detail = await w1_once(nodes[0].url, scale.w1_operations, batch=W1_BATCH)
         samples.append(round(rate, 1))
         details.append(detail)
     return Result(
@@ -442,8 +442,9 @@ async def measure_w6_workers(workers: int, scale: Scale) -> Result:
         higher_is_better=True,
         samples=samples,
         note=(
-            f"W1 as in longrunning_core.w1_once ({scale.w1_operations} bench.noop starts over "
-            f"HTTP, until a listing shows none undone); `serve --workers 0` (API only) + "
+            f"W1 as in longrunning_core.w1_once ({scale.w1_operations} bench.noop starts, "
+            f"{W1_BATCH} per :batchStart request, until a listing shows none undone); "
+            "`serve --workers 0` (API only) + "
             f"{workers} `longrunning worker --concurrency {W6_WORKER_CONCURRENCY}`; "
             f"{os.cpu_count()} cores shared by client, API node, workers and PostgreSQL"
         ),
@@ -479,16 +480,19 @@ async def _w6_running_once(system: str, scale: Scale, rep: int) -> tuple[float, 
             pid = node.proc.pid
             idle_mb = _status_mb(pid, "VmRSS")
             began = time.monotonic()
-            async with http_client(api.url, W6_START_CONCURRENCY + 2) as http:
-                remaining = iter(range(count))
+            async with http_client(api.url, W1_BATCHES_IN_FLIGHT + 2) as http:
                 body = {"kind": "bench.sleep", "request": {"seconds": sleep_seconds}}
+                sizes = [min(W1_BATCH, count - i) for i in range(0, count, W1_BATCH)]
+                remaining = iter(sizes)
 
                 async def starter() -> None:
-                    for _ in remaining:
-                        (await http.post("/api/v1/operations", json=body)).raise_for_status()
+                    for size in remaining:
+                        batch = {"requests": [body] * size}
+                        answer = await http.post("/api/v1/operations:batchStart", json=batch)
+                        answer.raise_for_status()
 
                 async with asyncio.timeout(ramp_deadline):
-                    await asyncio.gather(*(starter() for _ in range(W6_START_CONCURRENCY)))
+                    await asyncio.gather(*(starter() for _ in range(W1_BATCHES_IN_FLIGHT)))
             started = time.monotonic() - began
             running = 0
             while time.monotonic() - began < ramp_deadline:
@@ -534,7 +538,8 @@ async def measure_w6_running(system: str, scale: Scale) -> Result:
         higher_is_better=False,
         samples=samples,
         note=(
-            f"{scale.w6_running} bench.sleep operations running at once in one "
+            f"{scale.w6_running} bench.sleep operations ({W1_BATCH} per :batchStart request) "
+            "running at once in one "
             f"`longrunning worker --concurrency {scale.w6_running}` (API: `serve --workers 0`); "
             "VmHWM of the worker process after all ran for a lease period"
         ),

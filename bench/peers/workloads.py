@@ -257,7 +257,8 @@ def run_workloads(
 
     def one_worker() -> None:
         if args.wants("W1"):
-            measured("W1", system, setup + w1_note, w1)
+            count = f"; {args.w1_operations} operations"
+            measured("W1", system, setup + w1_note + count, w1)
             if start_workers is None:
                 not_measured("W1.workers2", system, "unsupported", workers2_note)
         if args.wants("W2"):
