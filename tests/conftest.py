@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from longrunning.core.ports import OperationStore
+from tests.hung_tasks import within
 from tests.store_kinds import STORE_KINDS, drop_session_database, fresh_store
 
 pytest_plugins = ["tests.no_skips_in_ci"]
@@ -23,7 +24,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     try:
         yield opened
     finally:
-        await opened.close()
+        await within(30, f"closing the {request.param} store", opened.close())
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

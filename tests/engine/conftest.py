@@ -17,6 +17,7 @@ from longrunning.engine.service import OperationService
 from longrunning.engine.worker import Worker
 from longrunning.testing import FAST_ENGINE
 from tests.engine.kinds import TEST_KINDS
+from tests.hung_tasks import within
 
 FAST = FAST_ENGINE
 
@@ -57,7 +58,7 @@ def start_worker(
         finally:
             reaper.cancel()
             worker.stop()
-            await asyncio.wait_for(task, timeout=10)
+            await within(10, "the worker's stop", task)
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
 

@@ -94,7 +94,10 @@ async def test_a_task_cancelled_from_outside_stops_its_statement(
 
 def stubborn_sessions(server: PostgresServer) -> list[Any]:
     return run_sql(
-        server, None, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'DO $$ BEGIN FOR%'"
+        server,
+        None,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'DO $$ BEGIN FOR%'"
+        f" AND {_ours(server)}",
     )
 
 
@@ -103,5 +106,10 @@ def sleeping_sessions(server: PostgresServer) -> list[Any]:
         server,
         None,
         "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)'"
-        " AND state = 'active'",
+        f" AND state = 'active' AND {_ours(server)}",
     )
+
+
+def _ours(server: PostgresServer) -> str:
+    """Only this test session's databases: another suite may share the cluster."""
+    return f"starts_with(datname, '{server.database_prefix}')"
