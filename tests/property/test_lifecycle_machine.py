@@ -120,9 +120,6 @@ class LifecycleMachine(RuleBasedStateMachine):
             self.held[claimed.id] = (worker, claimed.lease_epoch)
             self.claims.append((claimed.id, worker, claimed.lease_epoch))
 
-    def _held_by_live_worker(self) -> list[str]:
-        return [i for i in self._held() if self.held[i][0] not in self.crashed]
-
     def _held(self) -> list[str]:
         # In start order, never sorted: ids are random, and a draw by position must pick the same
         # operation when hypothesis replays the steps, or it reports a flaky strategy.
