@@ -19,7 +19,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import re
+import select
+import signal
 import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -27,13 +36,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+_ROOT = Path(__file__).resolve().parents[1]
+
 
 async def hello(request: Request) -> Response:
     return JSONResponse({"hello": "world", "path": request.path_params.get("rest", "")})
 
 
 def build_app() -> Starlette:
-    return Starlette(routes=[Route("/{rest:path}", hello, methods=["GET"])])
+    # POST too: the W2 and W3 round-trip floors send what a start, a cancel and a wait send.
+    return Starlette(routes=[Route("/{rest:path}", hello, methods=["GET", "POST"])])
 
 
 async def serve(host: str, port: int, *, nodelay: bool = True) -> None:
@@ -52,6 +64,35 @@ async def serve(host: str, port: int, *, nodelay: bool = True) -> None:
     bound_host, bound_port = sock.getsockname()[:2]
     print(f"asgi-hello serving http://{bound_host}:{bound_port}", flush=True)
     await task
+
+
+@contextlib.contextmanager
+def hello_server(run_dir: Path, *flags: str) -> Iterator[tuple[str, int]]:
+    """This app in a process of its own (`flags` as for `main`), killed at the end; yields its
+    URL and pid. Its stderr goes to run_dir/asgi-hello.log."""
+    log = (run_dir / "asgi-hello.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.asgi_hello", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        cwd=_ROOT,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        readable, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline().decode() if readable else ""
+        match = re.search(r"serving (http://\S+)", line)
+        if match is None:
+            raise RuntimeError(f"asgi_hello did not start: {line!r}")
+        yield match[1], proc.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        log.close()
 
 
 def main() -> None:

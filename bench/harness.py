@@ -2,8 +2,9 @@
 answer, call every measuring module for the workloads asked for, write the results JSON and
 regenerate the report.
 
-Measuring modules are imported lazily and each is optional: `bench.longrunning_core` (W1-W3 and
-the W1 ceilings), `bench.longrunning_reads` (W4-W6 and the ASGI ceiling) and
+Measuring modules are imported lazily and each is optional: `bench.longrunning_core` (W1 and
+its ceilings), `bench.longrunning_latency` (W2, W3 and their HTTP floor),
+`bench.longrunning_reads` (W4-W6 and the ASGI ceiling) and
 `bench.peers_runner` (every peer, in its own environment; not in a smoke run or with
 `--no-peers`). A module that is missing is skipped with a printed line; one that raises becomes
 a `failed` result, never the end of the run.
@@ -39,7 +40,12 @@ WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 PUBLISHED_REPORT = ROOT / "docs" / "benchmarks.md"
-MODULES = ("bench.longrunning_core", "bench.longrunning_reads", "bench.peers_runner")
+MODULES = (
+    "bench.longrunning_core",
+    "bench.longrunning_latency",
+    "bench.longrunning_reads",
+    "bench.peers_runner",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

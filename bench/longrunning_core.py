@@ -1,6 +1,7 @@
-"""W1 (throughput), W2 (round trip) and W3 (cancel) on longrunning, with the SQLite and the
-PostgreSQL store, and the W1 ceilings: raw SQLite (WAL) and raw PostgreSQL doing the same three
-committed writes per operation that longrunning does (insert, claim, finish).
+"""W1 (throughput) on longrunning, with the SQLite and the PostgreSQL store, and the W1
+ceilings: raw SQLite (WAL) and raw PostgreSQL doing the same three committed writes per
+operation that longrunning does (insert, claim, finish). Also what the other longrunning
+workloads share: fresh stores, the processes on them, the HTTP client, percentiles.
 
 Every repetition gets a fresh store (a new SQLite file, a new PostgreSQL database dropped
 afterwards) and fresh processes, killed (process group SIGKILL) when it ends, even on errors.
@@ -13,14 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import sqlite3
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,14 +50,6 @@ W1_BATCH = 100
 """Starts per `:batchStart` request in W1 (the batched variants)."""
 W1_BATCHES_IN_FLIGHT = 4
 W1_DEADLINE_SECONDS = 300.0
-W2_WARMUP = 5
-W3_STEPS = 6000
-"""Steps of 5 ms: 30 s, far longer than the cancels take; an operation that completes anyway is
-counted `completed`."""
-W3_TERMINAL_TIMEOUT_SECONDS = 10.0
-"""A cancelled operation not terminal this long after the cancel request is `stuck`."""
-W3_LOOK_AFTER_SECONDS = 0.5
-"""How long after the last terminal state the handlers' traces are watched for late steps."""
 COMMITS_PER_OPERATION = 3
 """What longrunning commits for one operation that runs without progress: the insert at start,
 the claim (PENDING -> RUNNING under a lease), the end (SUCCEEDED)."""
@@ -223,7 +214,7 @@ async def repeat(
     return done, failures
 
 
-def _with_failures(note: str, failures: list[str]) -> str:
+def with_failures(note: str, failures: list[str]) -> str:
     return f"{note}; {'; '.join(failures)}" if failures else note
 
 
@@ -300,7 +291,7 @@ async def measure_w1(system: str, scale: Scale, workload: str) -> Result:
         unit="ops/s",
         higher_is_better=True,
         samples=samples,
-        note=_with_failures(
+        note=with_failures(
             f"{scale.w1_operations} bench.noop starts over HTTP, {how}, until a listing shows "
             f"none undone; {processes}, 16 slots each",
             failures,
@@ -405,7 +396,7 @@ async def measure_ceiling(name: str, scale: Scale) -> Result:
         unit="ops/s",
         higher_is_better=True,
         samples=samples,
-        note=_with_failures(
+        note=with_failures(
             f"{COMMITS_PER_OPERATION} commits per operation (insert, claim, finish) on "
             f"longrunning's own schema and indexes; {how}; sequential, in-process",
             failures,
@@ -415,228 +406,14 @@ async def measure_ceiling(name: str, scale: Scale) -> Result:
 
 
 # ---------------------------------------------------------------------------------------------
-# W2: round trip
-
-
-async def w2_once(url: str, round_trips: int) -> list[float]:
-    """Sequential start -> :wait until done; milliseconds per round trip."""
-    timings: list[float] = []
-    async with http_client(url, 2) as http:
-        for i in range(W2_WARMUP + round_trips):
-            began = time.perf_counter()
-            op = await _json(http.post(API, json={"kind": "bench.noop"}))
-            if not op.get("done"):
-                op = await _json(http.post(f"{API}/{op['id']}:wait", params={"timeout": "30s"}))
-            elapsed = time.perf_counter() - began
-            if op.get("state") != "SUCCEEDED":
-                raise RuntimeError(f"operation {op['id']} ended {op.get('state')}")
-            if i >= W2_WARMUP:
-                timings.append(elapsed * 1000)
-    return timings
-
-
-async def measure_w2(system: str, scale: Scale) -> list[Result]:
-
-    async def once(rep: int) -> list[float]:
-        async with running_system(system, scale, f"w2-{system}-{rep}") as url:
-            return await w2_once(url, scale.w2_round_trips)
-
-    per_rep, failures = await repeat(scale, f"W2 on {system}", once)
-    note = _with_failures(
-        f"{scale.w2_round_trips} sequential POST /operations (bench.noop) then POST :wait, one "
-        f"client, after {W2_WARMUP} warm-up round trips; serve with its embedded worker",
-        failures,
-    )
-    return [
-        Result(
-            workload="W2",
-            system=system,
-            metric=f"p{q}_ms",
-            unit="ms",
-            higher_is_better=False,
-            samples=[round(percentile(t, q / 100), 3) for t in per_rep],
-            note=note,
-            extra={"round_trips": scale.w2_round_trips},
-        )
-        for q in (50, 95, 99)
-    ]
-
-
-# ---------------------------------------------------------------------------------------------
-# W3: cancel
-
-
-@dataclass
-class CancelRecord:
-    op_id: str
-    cancel_at: float
-    """time.monotonic() when the cancel request was sent."""
-    terminal_seen_at: float | None
-    """time.monotonic() when the client first had the terminal state in hand; None: stuck."""
-    state: str
-    cancel_outcome: str | None
-    end_time: str | None
-
-
-async def _observe_running(http: httpx.AsyncClient, op_id: str) -> Json:
-    deadline = time.monotonic() + W3_TERMINAL_TIMEOUT_SECONDS
-    while True:
-        op = await _json(http.get(f"{API}/{op_id}"))
-        if op.get("state") != "PENDING" or time.monotonic() > deadline:
-            return op
-        await asyncio.sleep(0.005)
-
-
-async def _cancel_and_observe(http: httpx.AsyncClient, op_id: str) -> CancelRecord:
-    cancel_at = time.monotonic()
-    op = await _json(http.post(f"{API}/{op_id}:cancel"))
-    if not op.get("done"):
-        wait = f"{int(W3_TERMINAL_TIMEOUT_SECONDS)}s"
-        op = await _json(http.post(f"{API}/{op_id}:wait", params={"timeout": wait}))
-    seen = time.monotonic() if op.get("done") else None
-    return CancelRecord(
-        op_id, cancel_at, seen, str(op.get("state")), op.get("cancelOutcome"), op.get("endTime")
-    )
-
-
-def _parse_rfc3339(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _late_steps(trace: Path, record: CancelRecord) -> dict[str, int]:
-    """Steps the handler took after the cancel request, after the client saw the terminal state,
-    and after the store's endTime (wall clock), and whether it exited after either."""
-    counts = {"after_cancel": 0, "after_terminal": 0, "after_end_time": 0, "exit_after": 0}
-    if not trace.exists():
-        return counts
-    end_wall = _parse_rfc3339(record.end_time) if record.end_time else None
-    for line in trace.read_text().splitlines():
-        what, mono_text, wall_text = line.split()
-        mono, wall = float(mono_text), float(wall_text)
-        late_terminal = record.terminal_seen_at is not None and mono > record.terminal_seen_at
-        late_end = end_wall is not None and wall > end_wall
-        if what == "exit":
-            counts["exit_after"] += int(late_terminal or late_end)
-            continue
-        counts["after_cancel"] += int(mono > record.cancel_at)
-        counts["after_terminal"] += int(late_terminal)
-        counts["after_end_time"] += int(late_end)
-    return counts
-
-
-async def w3_once(url: str, cancels: int, trace_dir: Path) -> Json:
-    """Start `cancels` bench.steps operations; once each is seen RUNNING, cancel it and wait for
-    its terminal state, one after the other while the others keep running."""
-    request = {"steps": W3_STEPS, "step_seconds": 0.005, "trace_dir": str(trace_dir)}
-    async with http_client(url, 8) as http:
-        started = await asyncio.gather(
-            *(
-                _json(http.post(API, json={"kind": "bench.steps", "request": request}))
-                for _ in range(cancels)
-            )
-        )
-        records: list[CancelRecord] = []
-        for op in started:
-            seen = await _observe_running(http, op["id"])
-            if seen.get("state") != "RUNNING":
-                raise RuntimeError(f"operation {op['id']} never seen RUNNING: {seen.get('state')}")
-            records.append(await _cancel_and_observe(http, op["id"]))
-        # Watch the traces a while longer: a handler still stepping now would be the lie.
-        await asyncio.sleep(W3_LOOK_AFTER_SECONDS)
-    latencies = [
-        (r.terminal_seen_at - r.cancel_at) * 1000 for r in records if r.terminal_seen_at is not None
-    ]
-    late = [_late_steps(trace_dir / r.op_id, r) for r in records]
-    outcomes: dict[str, int] = {}
-    for r in records:
-        key = f"{r.state}/{r.cancel_outcome}"
-        outcomes[key] = outcomes.get(key, 0) + 1
-    return {
-        "latencies_ms": latencies,
-        "cancelled": sum(r.state == "CANCELLED" for r in records),
-        "completed": sum(r.state == "SUCCEEDED" for r in records),
-        "stuck": sum(r.terminal_seen_at is None for r in records),
-        "steps_after_terminal": sum(c["after_terminal"] for c in late),
-        "steps_after_end_time": sum(c["after_end_time"] for c in late),
-        "steps_after_cancel_request": sum(c["after_cancel"] for c in late),
-        "exits_after_terminal": sum(c["exit_after"] for c in late),
-        "outcomes": outcomes,
-    }
-
-
-async def measure_w3(system: str, scale: Scale, *, across_nodes: bool = False) -> list[Result]:
-    """W3; `across_nodes`: the client talks to an API node (`serve --workers 0`) and the
-    operations run in a separate `longrunning worker`, so the cancel reaches them through the
-    store."""
-    workload = "W3.across-nodes" if across_nodes else "W3"
-    concurrency = max(16, scale.w3_cancels + 8)
-
-    async def once(rep: int) -> Json:
-        tag = f"{workload}-{system}-{rep}"
-        async with running_system(
-            system,
-            scale,
-            tag,
-            concurrency=concurrency,
-            extra_workers=int(across_nodes),
-            embedded=not across_nodes,
-        ) as url:
-            trace_dir = (scale.work_dir / "traces" / f"{tag}-{uuid.uuid4().hex[:6]}").resolve()
-            await asyncio.to_thread(trace_dir.mkdir, parents=True)
-            return await w3_once(url, scale.w3_cancels, trace_dir)
-
-    reps, failures = await repeat(scale, f"{workload} on {system}", once)
-    note = _with_failures(
-        f"{scale.w3_cancels} bench.steps running at once (5 ms steps, ctx.checkpoint() between "
-        "them); each cancelled once seen RUNNING, one after the other; latency from the cancel "
-        "request until :wait returned the terminal state; steps traced with CLOCK_MONOTONIC; "
-        + (
-            "API node `serve --workers 0` + one `worker` process"
-            if across_nodes
-            else "serve with its embedded worker"
-        ),
-        failures,
-    )
-    details = [{k: v for k, v in r.items() if k != "latencies_ms"} for r in reps]
-    n = scale.w3_cancels
-
-    def result(metric: str, unit: str, higher: bool, samples: list[float]) -> Result:
-        return Result(
-            workload=workload,
-            system=system,
-            metric=metric,
-            unit=unit,
-            higher_is_better=higher,
-            samples=samples,
-            note=note,
-            extra={"cancels": n, "truthful": True, "repetitions": details},
-        )
-
-    def latency(q: float, r: Json) -> float:
-        values: list[float] = r["latencies_ms"]
-        return round(percentile(values, q), 3) if values else float("nan")
-
-    return [
-        result("p50_ms", "ms", False, [latency(0.5, r) for r in reps]),
-        result("p99_ms", "ms", False, [latency(0.99, r) for r in reps]),
-        result("cancelled_fraction", "fraction", True, [r["cancelled"] / n for r in reps]),
-        result("completed", "operations", False, [float(r["completed"]) for r in reps]),
-        result("stuck", "operations", False, [float(r["stuck"]) for r in reps]),
-        result(
-            "steps_after_terminal", "steps", False, [float(r["steps_after_terminal"]) for r in reps]
-        ),
-    ]
-
-
-# ---------------------------------------------------------------------------------------------
 # Entry
 
 
-async def _guarded(
+async def guarded(
     what: Callable[[], Awaitable[list[Result]]], workload: str, system: str, metric: str
 ) -> list[Result]:
-    higher, unit = (True, "ops/s") if metric == "ops_per_second" else (False, "ms")
     """Run one measurement; on any error, one failed Result saying why."""
+    higher, unit = (True, "ops/s") if metric == "ops_per_second" else (False, "ms")
     try:
         return await what()
     except Exception as exc:
@@ -666,7 +443,7 @@ async def measure(workloads: set[str], scale: Scale) -> list[Result]:
     results: list[Result] = []
     for system in systems:
         if system == POSTGRES and scale.postgres_admin_url is None:
-            for workload in sorted(w for w in workloads if w in {"W1", "W2", "W3"}):
+            for workload in sorted(w for w in workloads if w == "W1"):
                 results.append(
                     Result(
                         workload=workload,
@@ -682,33 +459,16 @@ async def measure(workloads: set[str], scale: Scale) -> list[Result]:
         if "W1" in workloads:
             for name in W1_VARIANTS:
                 print(f"bench: {name} on {system}", file=sys.stderr)
-                results += await _guarded(
+                results += await guarded(
                     _one(measure_w1(system, scale, name)), name, system, "ops_per_second"
                 )
-        if "W2" in workloads:
-            print(f"bench: W2 on {system}", file=sys.stderr)
-            results += await _guarded(
-                functools.partial(measure_w2, system, scale), "W2", system, "p99_ms"
-            )
-        if "W3" in workloads:
-            print(f"bench: W3 on {system}", file=sys.stderr)
-            results += await _guarded(
-                functools.partial(measure_w3, system, scale), "W3", system, "p99_ms"
-            )
-            print(f"bench: W3.across-nodes on {system}", file=sys.stderr)
-            results += await _guarded(
-                functools.partial(measure_w3, system, scale, across_nodes=True),
-                "W3.across-nodes",
-                system,
-                "p99_ms",
-            )
     if "W1" in workloads:
         ceilings = ["ceiling-sqlite-wal-normal", "ceiling-sqlite-wal-full"]
         if scale.postgres_admin_url is not None:
             ceilings.append("ceiling-postgres")
         for name in ceilings:
             print(f"bench: W1 ceiling {name}", file=sys.stderr)
-            results += await _guarded(
+            results += await guarded(
                 _one(measure_ceiling(name, scale)), "W1", name, "ops_per_second"
             )
     return results

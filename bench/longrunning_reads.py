@@ -29,11 +29,7 @@ import asyncio
 import contextlib
 import functools
 import os
-import re
-import select
-import signal
 import sqlite3
-import subprocess
 import sys
 import time
 import uuid
@@ -46,6 +42,7 @@ import httpx
 import psycopg
 
 from bench import load
+from bench.asgi_hello import hello_server
 from bench.longrunning_core import (
     POSTGRES,
     SQLITE,
@@ -119,34 +116,6 @@ def _nodes(store_url: str, run_dir: Path, *commands: list[str]) -> Iterator[list
         for node in nodes:
             with contextlib.suppress(Exception):
                 node.kill()
-
-
-@contextlib.contextmanager
-def _hello_server(run_dir: Path, *flags: str) -> Iterator[tuple[str, int]]:
-    """The ceiling app in a process of its own; yields its URL and pid."""
-    log = (run_dir / "asgi-hello.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.asgi_hello", "--port", "0", *flags],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        readable, _, _ = select.select([proc.stdout], [], [], 30)
-        line = proc.stdout.readline().decode() if readable else ""
-        match = re.search(r"serving (http://\S+)", line)
-        if match is None:
-            raise RuntimeError(f"asgi_hello did not start: {line!r}")
-        yield match[1], proc.pid
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        log.close()
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -307,7 +276,7 @@ async def measure_w4_ceiling(scale: Scale) -> list[Result]:
         "process, no access log: the stack `longrunning serve` runs, but with TCP_NODELAY on "
         "its connections (bench/asgi_hello.py says why); same paths as W4.native"
     )
-    with _hello_server(run_dir) as (url, pid):
+    with hello_server(run_dir) as (url, pid):
         result = _w4_result(
             "W4.native",
             CEILING,
@@ -316,7 +285,7 @@ async def measure_w4_ceiling(scale: Scale) -> list[Result]:
         )
     if not scale.smoke:
         # What the missing TCP_NODELAY alone costs the same app (see bench/asgi_hello.py).
-        with _hello_server(run_dir, "--no-nodelay") as (url, _):
+        with hello_server(run_dir, "--no-nodelay") as (url, _):
             report = await asyncio.to_thread(_http_load, scale, url, native)
         result.extra["without_tcp_nodelay"] = report.to_json()
     return [result]

@@ -67,6 +67,9 @@ def test_smoke_run_measures_w1_to_w3_and_writes_the_report(tmp_path: Path) -> No
             assert min(w3["p99_ms"]["samples"]) > 0, w3["p99_ms"]
     ceilings = _results(run, "W1", "ceiling-sqlite-wal-full")["ops_per_second"]
     assert ceilings["status"] == "ok" and min(ceilings["samples"]) > 0
+    for workload in ("W2", "W3"):
+        floor = _results(run, workload, "ceiling-http-round-trips")["p99_ms"]
+        assert floor["status"] == "ok" and min(floor["samples"]) > 0, floor
 
     text = report.read_text()
     assert "| system | role | median |" in text and "## W3" in text

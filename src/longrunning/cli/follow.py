@@ -131,9 +131,10 @@ async def follow(
                 raise  # cancelled from outside, not detached by a second Ctrl-C
             return Followed(last[-1], detached=True)
         finally:
-            for task in cancels:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if cancels:
+                # The cancel request goes out whatever happened to the watch; asyncio.wait, not
+                # `await task` under suppress(CancelledError), which would swallow our own cancel.
+                await asyncio.wait(cancels)
     return Followed(last[-1])
 
 

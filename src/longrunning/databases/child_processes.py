@@ -176,7 +176,7 @@ class _Watcher:
         done, _ = await asyncio.wait({self._task}, timeout=_REAP_SECONDS)
         if not done:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Not `suppress(CancelledError)`: that would swallow a cancel aimed at close() too.
+            await asyncio.wait({self._task})
         elif (failure := self._task.exception()) is not None:
             raise failure

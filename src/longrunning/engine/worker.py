@@ -8,7 +8,6 @@ and otherwise from the store (re-read after a change notification, and at every 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -34,7 +33,6 @@ CLAIM_BATCH = 64
 """Operations claimed in one store transaction at most: bounds how long a claim holds locks."""
 CANCEL_PROBE_SECONDS = 0.01
 """How often at most a busy store is probed for cancels of running operations."""
-"""Operations claimed in one store transaction at most: bounds how long a claim holds locks."""
 
 
 def new_worker_id() -> str:
@@ -74,8 +72,8 @@ class Worker:
         finally:
             await self._drain()
             supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervisor
+            # Not `suppress(CancelledError)`: that would swallow a cancel aimed at run() too.
+            await asyncio.wait({supervisor})
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:

@@ -7,10 +7,16 @@ In-process bookkeeping only: noticing other processes' writes is each adapter's 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from longrunning.core.errors import StoreError
+
 _T = TypeVar("_T")
+_log = logging.getLogger("longrunning.stores")
+SETTLE_SECONDS = 10.0
+"""How long a closing store waits for writes still running before it cancels them."""
 
 
 class ChangeCounter:
@@ -56,9 +62,29 @@ class ShieldedWrites:
         task = asyncio.create_task(write)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and not (current is not None and current.cancelling()):
+                # Cancelled by settle(), not by our caller: say so in the store's terms.
+                raise StoreError("the store closed before this write was committed") from None
+            raise
 
-    async def settle(self) -> None:
-        """Wait for every write still running (at close)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def settle(self, timeout: float = SETTLE_SECONDS) -> None:
+        """Wait for every write still running (at close), `timeout` seconds at most; then cancel
+        what is left (rolled back, so never acknowledged) rather than hang a shutdown on a server
+        that no longer answers."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        if pending:
+            _log.warning(
+                "%d store write(s) still running %.0f s after close began; cancelling them "
+                "(each is rolled back, and its caller told it failed)",
+                len(pending),
+                timeout,
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=timeout)

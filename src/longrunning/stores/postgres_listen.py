@@ -43,8 +43,8 @@ class ChangeListener:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Not `suppress(CancelledError)`: that would swallow a cancel aimed at stop() too.
+            await asyncio.wait({task})
 
     async def _run(self) -> None:
         backoff = 0.05
