@@ -237,6 +237,26 @@ async def test_work_and_cancels_reach_a_worker_on_another_node_by_notification(
     assert cancelled_after < 1.0, cancelled_after
 
 
+async def test_own_writes_wake_waiters_once_and_other_nodes_writes_still_do(
+    store: PostgresStore, database: str
+) -> None:
+    await _until(lambda: store._listener.listening.is_set(), 10)
+    seen = store.change_count()
+    await store.insert(make_operation(now=T0))
+    assert store.change_count() == seen + 1  # counted at commit, by this process
+    # The trigger's notification of that same commit comes back on the listener: not counted
+    # again, or every waiter would re-read once more for nothing.
+    await asyncio.sleep(0.3)
+    assert store.change_count() == seen + 1
+    other = PostgresStore(database)
+    await other.open()
+    try:
+        await other.insert(make_operation(now=T0))
+        assert await store.wait_for_change(seen + 1, 5) > seen + 1
+    finally:
+        await other.close()
+
+
 async def _until_state(api: OperationService, op_id: str, state: State, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while (await api.get(op_id)).state is not state:

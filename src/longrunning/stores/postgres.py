@@ -41,6 +41,7 @@ from longrunning.stores.changes import ChangeCounter, ShieldedWrites
 from longrunning.stores.migrate import apply, check, load_migrations
 from longrunning.stores.postgres_claims import Connection, claim_batch, lock_target
 from longrunning.stores.postgres_connections import (
+    PoolBackends,
     PostgresSchema,
     check_server,
     connection_settings,
@@ -95,12 +96,18 @@ class PostgresStore:
         self.conninfo = connection_settings(url)
         self.where = describe(self.conninfo)
         self.migrate = migrate
+        backends = PoolBackends()
         self._pool = new_pool(
-            self.conninfo, max_size=max_connections, acquire_timeout=acquire_timeout
+            self.conninfo,
+            max_size=max_connections,
+            acquire_timeout=acquire_timeout,
+            backends=backends,
         )
         self._acquire_timeout = acquire_timeout
         self._changes = ChangeCounter()
-        self._listener = ChangeListener(self.conninfo, self._changes.bump, where=self.where)
+        self._listener = ChangeListener(
+            self.conninfo, self._changes.bump, where=self.where, ours=backends
+        )
         self._writes = ShieldedWrites()
 
     async def open(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -74,15 +75,34 @@ async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
     conn.adapters.register_loader("jsonb", TextLoader)
 
 
+class PoolBackends:
+    """The server processes behind this pool's open connections, by pid: a change notification
+    sent by one of them reports a write this process already counted."""
+
+    def __init__(self) -> None:
+        self._by_pid: weakref.WeakValueDictionary[int, psycopg.AsyncConnection[Any]] = (
+            weakref.WeakValueDictionary()
+        )
+
+    async def add(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await configure(conn)
+        self._by_pid[conn.info.backend_pid] = conn
+
+    def __contains__(self, pid: object) -> bool:
+        # A closed connection's pid may be reused by another node's backend: only open ones.
+        conn = self._by_pid.get(pid) if isinstance(pid, int) else None
+        return conn is not None and not conn.closed
+
+
 def new_pool(
-    conninfo: str, *, max_size: int, acquire_timeout: float
+    conninfo: str, *, max_size: int, acquire_timeout: float, backends: PoolBackends
 ) -> psycopg_pool.AsyncConnectionPool:
     return psycopg_pool.AsyncConnectionPool(
         conninfo,
         min_size=1,
         max_size=max_size,
         kwargs={"autocommit": True},
-        configure=configure,
+        configure=backends.add,
         # One round trip per checkout, so that after a server restart no request is handed a
         # dead connection: requests fail only while the server is really away.
         check=psycopg_pool.AsyncConnectionPool.check_connection,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 import psycopg
 
@@ -25,10 +25,22 @@ _log = logging.getLogger("longrunning.stores.postgres")
 
 
 class ChangeListener:
-    def __init__(self, conninfo: str, on_change: Callable[[], None], *, where: str) -> None:
+    """`ours`: the pids of this process's own server backends, whose notifications are ignored:
+    the store counted those writes itself when they committed, and a second wake-up for each
+    would send every waiter back to the database for nothing."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        on_change: Callable[[], None],
+        *,
+        where: str,
+        ours: Container[int] = frozenset(),
+    ) -> None:
         self._conninfo = conninfo
         self._on_change = on_change
         self._where = where
+        self._ours = ours
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
         """Set while the LISTEN connection is up."""
@@ -64,6 +76,7 @@ class ChangeListener:
             self.listening.set()
             self._on_change()  # whatever was notified while we were away is lost
             while True:
-                async for _ in conn.notifies(timeout=PROBE_SECONDS):
-                    self._on_change()
+                async for notify in conn.notifies(timeout=PROBE_SECONDS):
+                    if notify.pid not in self._ours:
+                        self._on_change()
                 await conn.execute("SELECT 1")
