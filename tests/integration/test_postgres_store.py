@@ -29,7 +29,7 @@ from longrunning.engine.service import OperationService, StartRequest
 from longrunning.engine.worker import Worker
 from longrunning.stores import PostgresStore
 from longrunning.stores.postgres_claims import _CLAIMABLE_MANY, claim_batch
-from longrunning.stores.postgres_connections import configure
+from longrunning.stores.postgres_connections import PoolBackends, configure
 from longrunning.testing import make_operation
 from tests.postgres_servers import PrivateCluster, fresh_database, require_admin_url
 
@@ -158,6 +158,29 @@ async def test_dropped_connections_are_replaced_and_the_listener_comes_back(
         seen = store.change_count()
         admin.execute("UPDATE operations SET kind = 'other' WHERE id = %s", (op.id,))
         assert await store.wait_for_change(seen, 5) > seen
+
+
+async def test_a_pooled_connection_whose_backend_went_away_fails_its_check(database: str) -> None:
+    backends = PoolBackends()
+    async with await psycopg.AsyncConnection.connect(database, autocommit=True) as conn:
+        await backends.add(conn)
+        await backends.returned(conn)
+        await backends.check(conn)  # alive and just returned: handed out as is
+        assert conn.info.backend_pid in backends
+        with psycopg.connect(database, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        await _until(lambda: not _backend_alive(database, conn.info.backend_pid), 5)
+        await asyncio.sleep(0.1)  # its FATAL and the server's FIN reach our socket
+        with pytest.raises(psycopg.OperationalError):
+            await backends.check(conn)
+        assert conn.info.backend_pid not in backends
+
+
+def _backend_alive(database: str, pid: int) -> bool:
+    with psycopg.connect(database, autocommit=True) as admin:
+        row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+        found = row.fetchone()
+    return found is not None and found[0] > 0
 
 
 @pytest.mark.slow

@@ -336,6 +336,17 @@ class PostgresStore:
 
     async def _read(self, query: Callable[[Connection], Awaitable[_T]]) -> _T:
         with translated_errors("read failed"):
+            used: psycopg.AsyncConnection[Any] | None = None
+            try:
+                async with self._pool.connection() as conn:
+                    used = conn
+                    return await query(conn)
+            except psycopg.OperationalError:
+                # Its backend went away between the pool's look at it and the query (the pool
+                # checks only connections that look suspect). A read can simply be tried again
+                # on another one; a server that is really away fails this second try too.
+                if used is None or not used.broken:
+                    raise
             async with self._pool.connection() as conn:
                 return await query(conn)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
+import time
 import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,9 +27,11 @@ MIN_SERVER_VERSION = 120000
 CONNECT_TIMEOUT_SECONDS = 5
 """Unless the URL says otherwise: how long a connection attempt may take."""
 APPLICATION_NAME = "longrunning"
+"""What pg_stat_activity shows for our sessions, unless the URL names one."""
 RECONNECT_GIVE_UP_SECONDS = 3.0
 """How long one pool slot retries (after 1 s, then 2 s) before it is dropped and regrown."""
-"""What pg_stat_activity shows for our sessions, unless the URL names one."""
+IDLE_CHECK_SECONDS = 10.0
+"""A pooled connection idle this long gets a round trip before it is handed out."""
 
 _MIGRATION_LOCK = 0x6C726D69  # "lrmi": serializes concurrent migrators across every node
 _MIGRATIONS_TABLE = (
@@ -76,17 +80,41 @@ async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 class PoolBackends:
-    """The server processes behind this pool's open connections, by pid: a change notification
-    sent by one of them reports a write this process already counted."""
+    """This pool's open connections: their server processes by pid (a change notification sent
+    by one of them reports a write this process already counted), and when each came back to
+    the pool (to decide whether it needs checking before it goes out again)."""
 
     def __init__(self) -> None:
         self._by_pid: weakref.WeakValueDictionary[int, psycopg.AsyncConnection[Any]] = (
             weakref.WeakValueDictionary()
         )
+        self._returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def add(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await configure(conn)
         self._by_pid[conn.info.backend_pid] = conn
+
+    async def returned(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._returned[conn] = time.monotonic()
+
+    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Before a checkout: a round trip (which raises if the connection is dead) only when
+        the connection looks suspect. An idle connection's socket has nothing to read unless
+        its backend went away: a terminated backend sends its FATAL and the server closes the
+        socket, also on a restart or a crash. So a readable socket, or a long idle spell (a
+        silent network), gets the check; the rest go out at once, without the round trip that
+        cost ~12 % of the event loop per statement (bench/findings.md)."""
+        idle = time.monotonic() - self._returned.get(conn, 0.0)
+        try:
+            suspect = idle > IDLE_CHECK_SECONDS or bool(
+                select.select([conn.fileno()], [], [], 0)[0]
+            )
+        except (OSError, ValueError, psycopg.Error):
+            suspect = True  # no socket to look at: let the round trip decide
+        if suspect:
+            await psycopg_pool.AsyncConnectionPool.check_connection(conn)
 
     def __contains__(self, pid: object) -> bool:
         # A closed connection's pid may be reused by another node's backend: only open ones.
@@ -103,9 +131,11 @@ def new_pool(
         max_size=max_size,
         kwargs={"autocommit": True},
         configure=backends.add,
-        # One round trip per checkout, so that after a server restart no request is handed a
-        # dead connection: requests fail only while the server is really away.
-        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        reset=backends.returned,
+        # So that after a server restart no request is handed a dead connection: requests fail
+        # only while the server is really away (see PoolBackends.check for when it costs a
+        # round trip).
+        check=backends.check,
         timeout=acquire_timeout,
         # psycopg_pool doubles the delay between reconnection attempts without bound, so after
         # an outage of T seconds the pool could wait about T more before its next attempt. A
