@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -115,19 +116,9 @@ async def measure_w2(system: str, scale: Scale) -> list[Result]:
         f"client, after {W2_WARMUP} warm-up round trips; serve with its embedded worker",
         failures,
     )
-    return [
-        Result(
-            workload="W2",
-            system=system,
-            metric=f"p{q}_ms",
-            unit="ms",
-            higher_is_better=False,
-            samples=[round(percentile(t, q / 100), 3) for t in per_rep],
-            note=note,
-            extra={"round_trips": scale.w2_round_trips},
-        )
-        for q in (50, 95, 99)
-    ]
+    return _percentiles(
+        "W2", system, per_rep, (50, 95, 99), note, {"round_trips": scale.w2_round_trips}
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,17 +317,35 @@ async def measure_floor(scale: Scale, workloads: list[str]) -> list[Result]:
         failures,
     )
     return [
+        result
+        for workload in workloads
+        for result in _percentiles(
+            workload, FLOOR, per_rep, (50, 95, 99) if workload == "W2" else (50, 99), note, {}
+        )
+    ]
+
+
+def _percentiles(
+    workload: str,
+    system: str,
+    per_rep: list[list[float]],
+    quantiles: tuple[int, ...],
+    note: str,
+    extra: dict[str, Any],
+) -> list[Result]:
+    """One Result per quantile, a sample per repetition, from each repetition's timings (ms)."""
+    return [
         Result(
             workload=workload,
-            system=FLOOR,
+            system=system,
             metric=f"p{q}_ms",
             unit="ms",
             higher_is_better=False,
             samples=[round(percentile(t, q / 100), 3) for t in per_rep],
             note=note,
+            extra=extra,
         )
-        for workload in workloads
-        for q in ((50, 95, 99) if workload == "W2" else (50, 99))
+        for q in quantiles
     ]
 
 
