@@ -13,6 +13,8 @@ then waits for the client's delayed ACK, about 40 ms on Linux, on every keep-ali
 `--no-nodelay` reproduces that, to show what it costs.
 
     python -m bench.asgi_hello --port 0   # prints "serving http://127.0.0.1:PORT"
+
+`hello_server` runs it that way from the harness (the W4 ceiling, the W2 and W3 floor).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import httpx
 import psycopg
 
-from bench.model import Result
+from bench.model import Result, unsupported
 from bench.scale import Scale
 from longrunning.stores import open_store
 
@@ -443,18 +443,9 @@ async def measure(workloads: set[str], scale: Scale) -> list[Result]:
     results: list[Result] = []
     for system in systems:
         if system == POSTGRES and scale.postgres_admin_url is None:
-            for workload in sorted(w for w in workloads if w == "W1"):
-                results.append(
-                    Result(
-                        workload=workload,
-                        system=system,
-                        metric="ops_per_second" if workload == "W1" else "p99_ms",
-                        unit="",
-                        higher_is_better=workload == "W1",
-                        status="unsupported",
-                        note="no PostgreSQL server for this run",
-                    )
-                )
+            if "W1" in workloads:
+                note = "no PostgreSQL server for this run"
+                results += unsupported(["W1"], system, "ops_per_second", note)
             continue
         if "W1" in workloads:
             for name in W1_VARIANTS:

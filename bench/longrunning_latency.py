@@ -38,7 +38,7 @@ from bench.longrunning_core import (
     running_system,
     with_failures,
 )
-from bench.model import Result
+from bench.model import Result, unsupported
 from bench.scale import Scale
 
 W2_WARMUP = 5
@@ -361,18 +361,8 @@ async def measure(workloads: set[str], scale: Scale) -> list[Result]:
 
     for system in (SQLITE, POSTGRES):
         if system == POSTGRES and scale.postgres_admin_url is None:
-            for workload in sorted(w for w in workloads if w in {"W2", "W3"}):
-                results.append(
-                    Result(
-                        workload=workload,
-                        system=system,
-                        metric="p99_ms",
-                        unit="",
-                        higher_is_better=False,
-                        status="unsupported",
-                        note="no PostgreSQL server for this run",
-                    )
-                )
+            names = sorted(w for w in workloads if w in {"W2", "W3"})
+            results += unsupported(names, system, "p99_ms", "no PostgreSQL server for this run")
             continue
         if "W2" in workloads:
             say(f"W2 on {system}")

@@ -53,7 +53,7 @@ from bench.longrunning_core import (
     percentile,
     w1_once,
 )
-from bench.model import Result
+from bench.model import Result, unsupported
 from bench.scale import Scale
 from bench.stored_operations import migrate, seed
 from longrunning.app import opened_store
@@ -520,21 +520,6 @@ async def measure_w6_running(system: str, scale: Scale) -> Result:
 # Entry
 
 
-def _unsupported(workloads: list[str], system: str, metric: str, note: str) -> list[Result]:
-    return [
-        Result(
-            workload=w,
-            system=system,
-            metric=metric,
-            unit="",
-            higher_is_better=metric.endswith("per_second"),
-            status="unsupported",
-            note=note,
-        )
-        for w in workloads
-    ]
-
-
 async def measure(workloads: set[str], scale: Scale) -> list[Result]:
     wanted = {w.split(".", 1)[0] for w in workloads}
     systems = [SQLITE, POSTGRES]
@@ -548,7 +533,7 @@ async def measure(workloads: set[str], scale: Scale) -> list[Result]:
         w4 = ["W4.native", "W4.google-rest", "W4.google-grpc"]
         for system in systems:
             if system == POSTGRES and scale.postgres_admin_url is None:
-                results += _unsupported(w4, system, "requests_per_second", no_postgres)
+                results += unsupported(w4, system, "requests_per_second", no_postgres)
                 continue
             say(f"W4 on {system}")
             results += await _guarded(
@@ -565,7 +550,7 @@ async def measure(workloads: set[str], scale: Scale) -> list[Result]:
         w5 = list(W5_FILTERS)
         for system in systems:
             if system == POSTGRES and scale.postgres_admin_url is None:
-                results += _unsupported(w5, system, "p99_ms", no_postgres)
+                results += unsupported(w5, system, "p99_ms", no_postgres)
                 continue
             say(f"W5 on {system}")
             results += await _guarded(
@@ -574,7 +559,7 @@ async def measure(workloads: set[str], scale: Scale) -> list[Result]:
     if "W6" in wanted:
         if scale.postgres_admin_url is None:
             names = ["W6.workers1", "W6.workers2", "W6.workers4"]
-            results += _unsupported(names, POSTGRES, "ops_per_second", no_postgres)
+            results += unsupported(names, POSTGRES, "ops_per_second", no_postgres)
         else:
             for workers in (1, 2, 4):
                 say(f"W6.workers{workers} on {POSTGRES}")
@@ -586,7 +571,7 @@ async def measure(workloads: set[str], scale: Scale) -> list[Result]:
                 )
         for system in systems:
             if system == POSTGRES and scale.postgres_admin_url is None:
-                results += _unsupported(["W6.running"], system, "peak_rss_mb", no_postgres)
+                results += unsupported(["W6.running"], system, "peak_rss_mb", no_postgres)
                 continue
             say(f"W6.running on {system}")
             results += await _guarded(

@@ -71,3 +71,19 @@ def dump(results: list[Result]) -> str:
 
 def load(text: str) -> list[Result]:
     return [Result.from_json(item) for item in json.loads(text)]
+
+
+def unsupported(workloads: list[str], system: str, metric: str, note: str) -> list[Result]:
+    """One `unsupported` Result per workload, saying why in `note`."""
+    return [
+        Result(
+            workload=w,
+            system=system,
+            metric=metric,
+            unit="",
+            higher_is_better=metric.endswith("per_second"),
+            status="unsupported",
+            note=note,
+        )
+        for w in workloads
+    ]
