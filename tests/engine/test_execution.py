@@ -328,3 +328,49 @@ async def test_an_outcome_write_that_fails_once_is_retried_not_lost(
         await running
     assert flaky.failures == 1
     assert (done.state, done.result, done.attempt) == (State.SUCCEEDED, {"invoice": 42}, 1)
+
+
+class HeldOutcomeStore:
+    """A real store whose terminal writes wait until `release` is set."""
+
+    def __init__(self, inner: OperationStore) -> None:
+        self.inner = inner
+        self.release = asyncio.Event()
+        self.held = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def replace(self, op: Operation, *, expected_version: int) -> Operation:
+        if op.done:
+            self.held += 1
+            await self.release.wait()
+        return await self.inner.replace(op, expected_version=expected_version)
+
+
+async def test_a_slot_is_free_while_its_outcome_is_written_and_such_writes_are_bounded(
+    service: OperationService, store: OperationStore, registry: HandlerRegistry
+) -> None:
+    """With one slot, the next operation runs while the first one's outcome is being written;
+    a third waits, since one outcome at a time may be in writing per slot."""
+    held = HeldOutcomeStore(store)
+    config = dataclasses.replace(FAST, concurrency=1)
+    worker = Worker(held, registry, config=config, signals=service.signals)  # type: ignore[arg-type]
+    first, second, third = [await start(service, "test.invoice") for _ in range(3)]
+    running = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(5):
+            # The first outcome is being written, and the second operation was claimed.
+            while held.held < 1 or (await service.get(second.id)).state is State.PENDING:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # time enough for a third claim, were one allowed
+        states = [(await service.get(op.id)).state for op in (first, second, third)]
+        assert states == [State.RUNNING, State.RUNNING, State.PENDING]
+        assert held.held == 1  # the second outcome waits for the first to be written
+        held.release.set()
+        for op in (first, second, third):
+            assert (await service.wait(op.id, timeout=5)).state is State.SUCCEEDED
+    finally:
+        held.release.set()
+        worker.stop()
+        await running

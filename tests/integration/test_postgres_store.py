@@ -295,8 +295,8 @@ async def test_claims_walk_the_pending_index_on_a_table_never_analyzed(
     ops = [make_operation(now=T0 + timedelta(seconds=i)) for i in range(3000)]
     await store.insert_many([NewOperation(op) for op in ops])
 
-    async def take(op: Operation) -> Operation:
-        return op  # a dry run: nothing is written
+    async def take(ops: list[Operation]) -> list[Operation]:
+        return ops  # a dry run: nothing is written
 
     kinds, queues, now = ["demo.sleep"], ["default"], T0 + timedelta(days=1)
     async with await psycopg.AsyncConnection.connect(database) as conn:

@@ -38,6 +38,8 @@ from longrunning.engine.kinds import BlockingHandler, OperationKind
 log = logging.getLogger("longrunning.worker")
 
 _CAS_ATTEMPTS = 50
+Outcome = Callable[[Operation], Operation]
+"""How the handler ended, as a transition of the freshest stored operation."""
 
 
 class StopReason(Enum):
@@ -81,6 +83,7 @@ class Execution:
         self._flushes: set[asyncio.Task[None]] = set()
         self._last_progress_write = 0.0
         self._flush_scheduled = False
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._write_lock = asyncio.Lock()
 
     @property
@@ -89,8 +92,15 @@ class Execution:
 
     async def run(self) -> None:
         """Run the handler to its end and record the outcome. Never raises for handler errors."""
+        outcome = await self.run_handler()
+        if outcome is not None:
+            await self.record(outcome)
+
+    async def run_handler(self) -> Outcome | None:
+        """Run the handler to its end; return the outcome to record, or None when this claim
+        lost its lease (the new owner records it). Never raises for handler errors."""
         self._handler_task = asyncio.create_task(self._invoke(), name=f"op-{self.op.id}")
-        outcome: Callable[[Operation], Operation] | None
+        outcome: Outcome
         try:
             result = await self._handler_task
             checked = check_json(result, what="the handler's result")
@@ -116,12 +126,16 @@ class Execution:
         finally:
             if self._escalation is not None:
                 self._escalation.cancel()
+            # Progress still pending goes with the outcome; a flush timer left running would
+            # start a write after the execution, perhaps after its worker, has ended.
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
         if self.stop_reason is StopReason.LEASE_LOST:
             log.warning("operation %s: lease lost; its new owner records the outcome", self.op.id)
-            return
-        await self._record(outcome)
+            return None
+        return outcome
 
-    async def _record(self, outcome: Callable[[Operation], Operation]) -> None:
+    async def record(self, outcome: Outcome) -> None:
         """Write the outcome, retrying while the store is unavailable: the execution stays
         registered meanwhile, so its lease keeps being renewed and nobody runs it again."""
         delay, fell_back = 0.05, False
@@ -172,12 +186,12 @@ class Execution:
 
     # The outcome, as a transition of the freshest stored operation.
 
-    def _succeeded(self, result: JsonValue) -> Callable[[Operation], Operation]:
+    def _succeeded(self, result: JsonValue) -> Outcome:
         # Even past a cancel request or the deadline: it finished, and the truth is recorded
         # (lifecycle marks a pending cancel as COMPLETED_BEFORE_CANCEL).
         return lambda op: lifecycle.succeed(op, result, now=self._clock.now())
 
-    def _stopped(self, how: CancelOutcome) -> Callable[[Operation], Operation]:
+    def _stopped(self, how: CancelOutcome) -> Outcome:
         return lambda op: lifecycle.handler_stopped(
             op,
             how,
@@ -186,7 +200,7 @@ class Execution:
             now=self._clock.now(),
         )
 
-    def _failed(self, failure: Failure, *, retryable: bool) -> Callable[[Operation], Operation]:
+    def _failed(self, failure: Failure, *, retryable: bool) -> Outcome:
         return lambda op: lifecycle.handler_failed(
             op,
             failure,
@@ -292,7 +306,7 @@ class Execution:
             return
         self._flush_scheduled = True
         wait = self._last_progress_write + self._config.progress_interval_seconds - time.monotonic()
-        self._loop.call_later(max(wait, 0.0), self._start_flush)
+        self._flush_timer = self._loop.call_later(max(wait, 0.0), self._start_flush)
 
     def _start_flush(self) -> None:
         task = self._loop.create_task(self._flush())

@@ -33,6 +33,8 @@ CLAIM_BATCH = 64
 """Operations claimed in one store transaction at most: bounds how long a claim holds locks."""
 CANCEL_PROBE_SECONDS = 0.01
 """How often at most a busy store is probed for cancels of running operations."""
+_RECANCEL_SECONDS = 0.5
+"""How long a stop waits for the supervisor to end before cancelling it again."""
 
 
 def new_worker_id() -> str:
@@ -58,6 +60,7 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.executions: dict[str, Execution] = {}
         self._slots = asyncio.Semaphore(self.config.concurrency)
+        self._recording = asyncio.Semaphore(self.config.concurrency)
         self._stopping = asyncio.Event()
         self._executor = ThreadPoolExecutor(
             max_workers=self.config.concurrency, thread_name_prefix="longrunning-handler"
@@ -71,9 +74,13 @@ class Worker:
             await self._claim_loop()
         finally:
             await self._drain()
-            supervisor.cancel()
-            # Not `suppress(CancelledError)`: that would swallow a cancel aimed at run() too.
-            await asyncio.wait({supervisor})
+            # Cancelled until it ends: on Python 3.11 a cancel that meets a store wait just
+            # ending can be lost (`asyncio.wait_for` returns the result instead), and the
+            # supervisor would then run on and hang the stop. Not `suppress(CancelledError)`
+            # around an await of it: that would swallow a cancel aimed at run() too.
+            while not supervisor.done():
+                supervisor.cancel()
+                await asyncio.wait({supervisor}, timeout=_RECANCEL_SECONDS)
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
@@ -153,8 +160,21 @@ class Worker:
         listener: Callable[[], None],
         deadline_timer: asyncio.TimerHandle | None,
     ) -> None:
+        holds_slot = True
         try:
-            await execution.run()
+            outcome = await execution.run_handler()
+            if outcome is not None:
+                # The handler is done: its slot goes to the next claim while the outcome is
+                # written, so that claim and these writes share round trips and commits. The
+                # execution stays registered (its lease renewed) until the outcome is stored;
+                # at most `concurrency` outcomes are being written at once.
+                await self._recording.acquire()
+                try:
+                    self._slots.release()
+                    holds_slot = False
+                    await execution.record(outcome)
+                finally:
+                    self._recording.release()
         except Exception:
             log.exception("execution of %s failed unexpectedly", execution.op_id)
         finally:
@@ -163,7 +183,8 @@ class Worker:
             self.signals.unsubscribe(execution.op_id, listener)
             if self.executions.get(execution.op_id) is execution:
                 del self.executions[execution.op_id]
-            self._slots.release()
+            if holds_slot:
+                self._slots.release()
 
     async def _supervise(self) -> None:
         """Renew leases every heartbeat. Between heartbeats, after every store change: re-read

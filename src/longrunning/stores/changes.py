@@ -58,10 +58,15 @@ class ShieldedWrites:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def run(self, write: Coroutine[Any, Any, _T]) -> _T:
+    def start(self, write: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        """Run `write` as a task that `settle` waits for; its result is the caller's to fetch."""
         task = asyncio.create_task(write)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def run(self, write: Coroutine[Any, Any, _T]) -> _T:
+        task = self.start(write)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:

@@ -9,6 +9,7 @@ exactly as the SQLite store does.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
@@ -39,6 +40,15 @@ from longrunning.stores._rows import (
 )
 from longrunning.stores.changes import ChangeCounter, ShieldedWrites
 from longrunning.stores.migrate import apply, check, load_migrations
+from longrunning.stores.postgres_batches import (
+    Batch,
+    GroupedReplaces,
+    RowOutcome,
+    compare_and_set,
+    compare_and_set_all,
+    compare_and_set_many,
+    insert_many,
+)
 from longrunning.stores.postgres_claims import Connection, claim_batch, lock_target
 from longrunning.stores.postgres_connections import (
     PoolBackends,
@@ -60,21 +70,6 @@ _SELECT = f"SELECT {SELECT_COLUMNS} FROM operations"
 _INSERT = (
     f"INSERT INTO operations ({SELECT_COLUMNS}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
     " ON CONFLICT (parent, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING id"
-)
-_INSERT_CHUNK = 1000
-"""Rows per multi-row INSERT: 38 parameters each, under PostgreSQL's 65,535."""
-_KEPT_IF_SAME = frozenset({"request", "metadata", "result"})
-"""Payloads a progress write re-sends unchanged: rewriting a large (TOASTed) one would leave a dead
-copy behind at every write, so the stored value is kept when the text is the same."""
-_UPDATE = (
-    "UPDATE operations SET "
-    + ", ".join(
-        f"{c} = CASE WHEN {c}::text = %s THEN {c} ELSE %s::json END"
-        if c in _KEPT_IF_SAME
-        else f"{c} = %s"
-        for c in COLUMNS[1:]
-    )
-    + " WHERE id = %s AND version = %s RETURNING id"
 )
 _ACTIVE_ON_TARGET = (
     f"SELECT id FROM operations WHERE target = %s AND state IN {ACTIVE_STATES} LIMIT 1"
@@ -109,6 +104,7 @@ class PostgresStore:
             self.conninfo, self._changes.bump, where=self.where, ours=backends
         )
         self._writes = ShieldedWrites()
+        self._replaces = GroupedReplaces(self._write_group, self._writes.start)
 
     async def open(self) -> None:
         try:
@@ -154,7 +150,7 @@ class PostgresStore:
             for target in targets:
                 await lock_target(conn, target)
             # Plain operations (no request id, no target) cannot meet one another or a stored
-            # one except by id, whatever the order: one multi-row INSERT for them all.
+            # one except by id, whatever the order: one INSERT for them all.
             plain = [
                 i
                 for i, n in enumerate(batch)
@@ -202,12 +198,8 @@ class PostgresStore:
         return page_of(query, [_op(row) for row in rows])
 
     async def replace(self, op: Operation, *, expected_version: int) -> Operation:
-        async def work(conn: Connection) -> tuple[Operation, bool]:
-            return await _compare_and_set(conn, op, expected_version), True
-
-        # One UPDATE is atomic on its own: no BEGIN and COMMIT round trips (every outcome,
-        # progress and cancel is a replace).
-        return await self._write(work, transaction=False)
+        # Every outcome, progress and cancel is a replace: concurrent ones go as one UPDATE.
+        return await self._replaces.replace(op, expected_version)
 
     async def get_many(self, op_ids: Collection[str]) -> list[Operation]:
         ids = list(dict.fromkeys(op_ids))
@@ -232,12 +224,10 @@ class PostgresStore:
         async def work(conn: Connection) -> tuple[list[Operation], bool]:
             sql = f"{_SELECT} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
             current = [_op(row) for row in await _fetch(conn, sql, (ids,))]
-            changed = [change(op) for op in current]  # all or nothing, should one raise
-            result: list[Operation] = []
-            for op, new in zip(current, changed, strict=True):
-                stored = op if new is None else await _compare_and_set(conn, new, op.version)
-                result.append(stored)
-            return result, any(new is not None for new in changed)
+            pairs = [(op, change(op)) for op in current]  # all or nothing, should one raise
+            writes = [(new, op.version) for op, new in pairs if new is not None]
+            stored = iter(await compare_and_set_all(conn, writes) if writes else [])
+            return [op if new is None else next(stored) for op, new in pairs], bool(writes)
 
         return await self._write(work)
 
@@ -270,8 +260,8 @@ class PostgresStore:
             return []
 
         async def work(conn: Connection) -> tuple[list[Operation], bool]:
-            def take(current: Operation) -> Awaitable[Operation]:
-                return _compare_and_set(conn, claim(current), current.version)
+            def take(candidates: list[Operation]) -> Awaitable[list[Operation]]:
+                return compare_and_set_all(conn, [(claim(op), op.version) for op in candidates])
 
             claimed = await claim_batch(conn, kind_list, queue_list, now, take, limit=limit)
             return claimed, bool(claimed)
@@ -334,6 +324,39 @@ class PostgresStore:
             self._changes.bump()
         return result
 
+    async def _write_group(self, batch: Batch) -> list[RowOutcome]:
+        """GroupedReplaces' writes: one autocommitted UPDATE for the group. When that statement
+        fails as a whole (a value one row may not hold, a request id taken, a deadlock with
+        another node's transaction), each row is tried on its own, so only its own caller
+        hears of its error."""
+        if len(batch) == 1:
+            try:
+                return [await self._write_now(_replace_one(*batch[0]), transaction=False)]
+            except Exception as exc:
+                return [exc]
+        outcomes: list[RowOutcome] | None = None
+        with translated_errors("write failed"):
+            async with self._pool.connection() as conn:
+                try:
+                    outcomes = await compare_and_set_many(conn, batch)
+                except (psycopg.Error, UnicodeEncodeError):
+                    if conn.broken:
+                        raise
+        if outcomes is None:  # the statement failed, not the connection: row by row
+            return await self._write_singly(batch)
+        if any(isinstance(outcome, Operation) for outcome in outcomes):
+            self._changes.bump()
+        return outcomes
+
+    async def _write_singly(self, batch: Batch) -> list[RowOutcome]:
+        singles = (self._write_now(_replace_one(op, v), transaction=False) for op, v in batch)
+        outcomes: list[RowOutcome] = []
+        for outcome in await asyncio.gather(*singles, return_exceptions=True):
+            if not isinstance(outcome, Operation | Exception):
+                raise outcome  # cancelled: the store is closing
+            outcomes.append(outcome)
+        return outcomes
+
     async def _read(self, query: Callable[[Connection], Awaitable[_T]]) -> _T:
         with translated_errors("read failed"):
             used: psycopg.AsyncConnection[Any] | None = None
@@ -349,6 +372,13 @@ class PostgresStore:
                     raise
             async with self._pool.connection() as conn:
                 return await query(conn)
+
+
+def _replace_one(op: Operation, expected_version: int) -> Work[Operation]:
+    async def work(conn: Connection) -> tuple[Operation, bool]:
+        return await compare_and_set(conn, op, expected_version), True
+
+    return work
 
 
 async def _insert(
@@ -381,18 +411,14 @@ async def _insert(
 
 
 async def _insert_plain(conn: Connection, ops: list[Operation]) -> list[Operation]:
-    """Insert operations without request ids in one statement per chunk; all are new."""
+    """Insert operations without request ids in one statement; all are new."""
     stored = [dataclasses.replace(op, version=1) for op in ops]
-    row = f"({', '.join(['%s'] * len(COLUMNS))})"
-    for start in range(0, len(stored), _INSERT_CHUNK):
-        chunk = stored[start : start + _INSERT_CHUNK]
-        sql = f"INSERT INTO operations ({SELECT_COLUMNS}) VALUES {', '.join([row] * len(chunk))}"
-        try:
-            await conn.execute(sql.encode(), [v for op in chunk for v in to_row(op, DATETIME)])
-        except psycopg.errors.UniqueViolation:  # an id is taken; the transaction is void
-            raise OperationAlreadyExists(
-                "an operation of the batch already exists", reason="OPERATION_EXISTS"
-            ) from None
+    try:
+        await insert_many(conn, stored)
+    except psycopg.errors.UniqueViolation:  # an id is taken; the transaction is void
+        raise OperationAlreadyExists(
+            "an operation of the batch already exists", reason="OPERATION_EXISTS"
+        ) from None
     return stored
 
 
@@ -409,28 +435,3 @@ async def _fetch(conn: Connection, sql: str, params: Any = None) -> list[TupleRo
 
 def _op(row: TupleRow) -> Operation:
     return from_row(row, DATETIME)
-
-
-def _update_params(stored: Operation, expected_version: int) -> list[SqlValue]:
-    params: list[SqlValue] = []
-    for column, value in zip(COLUMNS[1:], to_row(stored, DATETIME)[1:], strict=True):
-        params += [value, value] if column in _KEPT_IF_SAME else [value]
-    return [*params, stored.id, expected_version]
-
-
-async def _compare_and_set(conn: Connection, op: Operation, expected_version: int) -> Operation:
-    stored = dataclasses.replace(op, version=expected_version + 1)
-    try:
-        rows = await _fetch(conn, _UPDATE, _update_params(stored, expected_version))
-    except psycopg.errors.UniqueViolation as exc:  # the transaction is void: nothing is stored
-        raise OperationAlreadyExists(
-            f"another operation in {op.parent} already has request id {op.request_id!r}"
-        ) from exc
-    if not rows:
-        current = await _fetch(conn, "SELECT version FROM operations WHERE id = %s", (op.id,))
-        if not current:
-            raise OperationNotFound(f"operation {op.id} not found")
-        raise StoreConflict(
-            f"operation {op.id} is at version {current[0][0]}, not {expected_version}"
-        )
-    return stored

@@ -20,8 +20,9 @@ from longrunning.core.operation import Operation
 from longrunning.stores._rows import ACTIVE_STATES, DATETIME, SELECT_COLUMNS, from_row
 
 Connection = psycopg.AsyncConnection[TupleRow]
-Take = Callable[[Operation], Awaitable[Operation]]
-"""Stores the claim transition for a candidate this transaction has locked; returns it as stored."""
+Take = Callable[[list[Operation]], Awaitable[list[Operation]]]
+"""Stores the claim transition for candidates this transaction has locked (in one statement);
+returns them as stored."""
 
 _RUNNING_ON_TARGET = (
     f"SELECT 1 FROM operations WHERE target = %s AND state IN {ACTIVE_STATES}"
@@ -64,8 +65,8 @@ async def claim_batch(
         rows = await _fetch(conn, _CLAIMABLE_MANY, (kinds, queues, [], now, wanted))
         candidates = [from_row(row, DATETIME) for row in rows]
         untargeted = list(itertools.takewhile(lambda op: op.target is None, candidates))
-        for candidate in untargeted:
-            claimed.append(await take(candidate))
+        if untargeted:
+            claimed += await take(untargeted)
         if len(untargeted) == len(candidates):
             if len(candidates) < wanted:
                 break  # nothing more is claimable
@@ -78,7 +79,7 @@ async def claim_batch(
         holds_target = holds_target or locked
         if current is None:
             break
-        claimed.append(await take(current))
+        claimed += await take([current])
     return claimed
 
 

@@ -69,9 +69,14 @@ _VERSION = COLUMNS.index("version")
 _ACTIVE_ON_TARGET = (
     f"SELECT id FROM operations WHERE target = ? AND state IN {ACTIVE_STATES} LIMIT 1"
 )
+# INDEXED BY: the claim walks the pending rows oldest first and stops at the first few. Left to
+# itself, without statistics (a young store), SQLite chose operations_by_kind and walked every
+# finished operation of the kind before the first pending one: ~1 ms a claim at 4,000 finished,
+# growing with the history, where walking operations_pending costs ~80 µs whatever it holds.
 # The redundant IN term lets the planner use the partial index on active targets.
 _CLAIMABLE = (
-    f"{_SELECT} AS o WHERE o.state = 'PENDING' AND o.cancel_requested_at IS NULL"
+    f"{_SELECT} AS o INDEXED BY operations_pending"
+    " WHERE o.state = 'PENDING' AND o.cancel_requested_at IS NULL"
     " AND o.kind IN ({kinds}) AND o.queue IN ({queues})"
     " AND (o.not_before IS NULL OR o.not_before <= ?)"
     " AND (o.target IS NULL OR NOT EXISTS (SELECT 1 FROM operations AS r"
