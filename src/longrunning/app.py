@@ -258,7 +258,7 @@ async def run_server(
                 worker.stop()
             server.should_exit = True
             await asyncio.gather(http, *tasks[1:], return_exceptions=True)
-            tasks[0].cancel()
+            reaper.stop()
             await asyncio.gather(tasks[0], return_exceptions=True)
             sock.close()
 
@@ -281,7 +281,7 @@ async def run_worker(
         finally:
             worker.stop()
             await asyncio.gather(tasks[1], return_exceptions=True)
-            tasks[0].cancel()
+            reaper.stop()
             await asyncio.gather(tasks[0], return_exceptions=True)
 
 

@@ -52,15 +52,15 @@ def start_worker(
             signals=service.signals if shared_signals else None,
         )
         task = asyncio.create_task(worker.run())
-        reaper = asyncio.create_task(LeaseReaper(store, config=config).run())
+        reaper = LeaseReaper(store, config=config)
+        reaping = asyncio.create_task(reaper.run())
         try:
             yield worker
         finally:
-            reaper.cancel()
+            reaper.stop()
             worker.stop()
             await within(10, "the worker's stop", task)
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            await within(10, "the reaper's stop", reaping)
 
     return run
 

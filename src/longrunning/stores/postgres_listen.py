@@ -20,6 +20,8 @@ CHANNEL = "longrunning_changes"
 PROBE_SECONDS = 15.0
 """A quiet connection is probed this often, so that a silently dead one is noticed."""
 MAX_BACKOFF_SECONDS = 2.0
+RECANCEL_SECONDS = 0.5
+"""How long `stop` waits for the listener to end before cancelling it again."""
 
 _log = logging.getLogger("longrunning.stores.postgres")
 
@@ -53,10 +55,12 @@ class ChangeListener:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
+        # Cancelled until it ends: on Python 3.11 a cancel that meets a wait just ending (a
+        # connect, say) can be lost. Not `suppress(CancelledError)` around an await of it:
+        # that would swallow a cancel aimed at stop() too.
+        while task is not None and not task.done():
             task.cancel()
-            # Not `suppress(CancelledError)`: that would swallow a cancel aimed at stop() too.
-            await asyncio.wait({task})
+            await asyncio.wait({task}, timeout=RECANCEL_SECONDS)
 
     async def _run(self) -> None:
         backoff = 0.05
